@@ -1,0 +1,3 @@
+from reprokit.cli import main
+
+raise SystemExit(main())

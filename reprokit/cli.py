@@ -1,0 +1,56 @@
+# The command line front door. Each subcommand lives in its own module exposing
+# `add_arguments(parser)` and `run(args) -> int`; modules are imported only when
+# their subcommand runs, so `reprokit serve` does not pay for Sphinx or pip.
+# This is the only module that prints errors and chooses exit codes.
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from reprokit import __version__
+from reprokit.errors import ReproError
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "repro": ("reprokit.repro", "run the matrix: build envs, start servers, capture evidence"),
+    "serve": ("reprokit.serve", "run SecantusDB with the legacy wire gateway in front"),
+}
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reprokit", description="Executable bug write-ups: reproduce, capture, publish."
+    )
+    parser.add_argument("--version", action="version", version=f"reprokit {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        module = importlib.import_module(module_name)
+        module.add_arguments(sub_parser)
+        sub_parser.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args._module.run(args) or 0)
+    except ReproError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.tip:
+            print(f"tip: {exc.tip}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
