@@ -1,6 +1,6 @@
 # The command line front door. Each subcommand lives in its own module exposing
-# `add_arguments(parser)` and `run(args) -> int`; modules are imported only when
-# their subcommand runs, so `reprokit serve` does not pay for Sphinx or pip.
+# `add_arguments(parser)` and `run(args) -> int`; those modules keep heavy
+# imports inside `run`, so `reprokit serve` does not pay for Sphinx or pip.
 # This is the only module that prints errors and chooses exit codes.
 from __future__ import annotations
 
