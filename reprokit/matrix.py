@@ -96,11 +96,28 @@ def pin_name(pin: str) -> str:
 class _Reader:
     """Typed access to one table, with errors located in the file."""
 
-    def __init__(self, path: Path, text: str, table: dict[str, Any], where: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        text: str,
+        table: dict[str, Any],
+        where: str,
+        header: str | None = None,
+        nth: int = 1,
+    ) -> None:
         self.path, self.text, self.table, self.where = path, text, table, where
+        # The table's span in the text: from its nth header to the next header.
+        self.start, self.end = 0, len(text)
+        if header is not None:
+            found = list(re.finditer(rf"^\s*{re.escape(header)}\s*$", text, re.MULTILINE))
+            if len(found) >= nth:
+                self.start = found[nth - 1].end()
+                following = re.compile(r"^\s*\[", re.MULTILINE).search(text, self.start)
+                self.end = following.start() if following else len(text)
 
     def line_of(self, key: str) -> int | None:
-        match = re.search(rf"^\s*{re.escape(key)}\s*=", self.text, re.MULTILINE)
+        pattern = re.compile(rf"^\s*{re.escape(key)}\s*=", re.MULTILINE)
+        match = pattern.search(self.text, self.start, self.end)
         return self.text.count("\n", 0, match.start()) + 1 if match else None
 
     def fail(self, key: str | None, message: str) -> MatrixError:
@@ -167,13 +184,13 @@ def parse_matrix(text: str, path: Path) -> Matrix:
     top.check_keys({"scenario", "variant"})
     scenario_table = top.get("scenario", dict)
     base = path.parent
-    scenario = _parse_scenario(_Reader(path, text, scenario_table, "[scenario]"), base)
+    scenario = _parse_scenario(_Reader(path, text, scenario_table, "[scenario]", "[scenario]"), base)
     variant_tables = top.get("variant", list, [])
     if not variant_tables:
         raise top.fail(None, "no [[variant]] tables: declare at least one variant")
     variants: list[Variant] = []
     for index, table in enumerate(variant_tables, 1):
-        reader = _Reader(path, text, table, f"[[variant]] #{index}")
+        reader = _Reader(path, text, table, f"[[variant]] #{index}", "[[variant]]", index)
         reader.check_keys({"name", "python", "requirements", "expect", "notes"})
         name = reader.get("name", str)
         if not _NAME_RE.match(name):
@@ -234,7 +251,9 @@ def _parse_scenario(reader: _Reader, base: Path) -> Scenario:
     if seed_table is not None:
         if server == "none":
             raise reader.fail("seed", "a seed needs a server: set server = \"mongodb\"")
-        seed_reader = _Reader(reader.path, reader.text, seed_table, "[scenario.seed]")
+        seed_reader = _Reader(
+            reader.path, reader.text, seed_table, "[scenario.seed]", "[scenario.seed]"
+        )
         seed_reader.check_keys({"database", "collections", "documents"})
         documents = int(seed_reader.get("documents", int))
         if documents < 0:
@@ -270,7 +289,9 @@ def _parse_scenario(reader: _Reader, base: Path) -> Scenario:
 def _parse_step(parent: _Reader, table: Any, index: int) -> LoadStep:
     if not isinstance(table, dict):
         raise parent.fail("load", f"load step #{index} must be a table")
-    reader = _Reader(parent.path, parent.text, table, f"[[scenario.load]] #{index}")
+    reader = _Reader(
+        parent.path, parent.text, table, f"[[scenario.load]] #{index}", "[[scenario.load]]", index
+    )
     reader.check_keys({"path", "concurrency", "expect_status", "expect_body", "expect_headers"})
     path = reader.get("path", str)
     if not path.startswith("/"):
