@@ -86,7 +86,7 @@ class _Sampler(threading.Thread):
         super().__init__(name="reprokit-sampler", daemon=True)
         self.uri, self.t0 = uri, t0
         self.samples: list[tuple[float, int]] = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         try:
@@ -99,19 +99,19 @@ class _Sampler(threading.Thread):
             log.debug("connection sampler not started: %s", exc)
             return
         try:
-            while not self._stop.is_set():
+            while not self._halt.is_set():
                 try:
                     status = client.admin.command("serverStatus")
                     current = int(status.get("connections", {}).get("current", 0))
                     self.samples.append((round(time.monotonic() - self.t0, 4), current))
                 except Exception as exc:
                     log.debug("serverStatus failed: %s", exc)
-                self._stop.wait(SAMPLE_EVERY)
+                self._halt.wait(SAMPLE_EVERY)
         finally:
             client.close()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=5)
 
 

@@ -45,21 +45,30 @@ def _tail(path: Path, lines: int = 15) -> str:
     return redact_uri("\n".join(text.strip().splitlines()[-lines:]))
 
 
-def start_stack(workdir: Path, upstream: str | None = None, timeout: float = READY_TIMEOUT) -> Stack:
+def start_stack(
+    workdir: Path, upstream: str | None = None, timeout: float = READY_TIMEOUT
+) -> Stack:
     """Start the server stack; return once it printed its ready line."""
     log_path = workdir / "server.log"
-    argv = [sys.executable, "-m", "reprokit", "serve", "--json", "--data", str(workdir / "db")]
+    argv = [sys.executable, "-m", "reprokit", "serve", "--json"]
     if upstream:
         argv += ["--upstream", upstream]
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
+    # The server's storage goes under the run's directory, so it is removed
+    # with it even if the stack had to be killed.
+    env["TMPDIR"] = str(workdir)
     with open(log_path, "wb") as log:
         proc = procs.spawn(argv, stdout=subprocess.PIPE, stderr=log, env=env)
     try:
         line = _read_line(proc, timeout)
         if line is None:
             code = proc.poll()
-            what = f"exited with status {code}" if code is not None else f"was not ready in {timeout:.0f}s"
+            what = (
+                f"exited with status {code}"
+                if code is not None
+                else f"was not ready in {timeout:.0f}s"
+            )
             raise ServerError(
                 f"the server stack {what}:\n{_tail(log_path)}",
                 tip="run `python -m reprokit serve` by hand to see the whole log",
@@ -67,7 +76,9 @@ def start_stack(workdir: Path, upstream: str | None = None, timeout: float = REA
         try:
             info = json.loads(line)
         except ValueError:
-            raise ServerError(f"the server stack printed an unexpected line: {line[:200]!r}") from None
+            raise ServerError(
+                f"the server stack printed an unexpected line: {line[:200]!r}"
+            ) from None
         return Stack(
             uri=info["uri"],
             upstream=info["upstream"],
