@@ -1,0 +1,135 @@
+# `repro-variants`: the table of a scenario's variants, in index.json order,
+# one row per variant from its run.json. Built from docutils table nodes so
+# every builder renders it; a missing variant still gets a row saying so.
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, ClassVar
+
+from docutils import nodes
+from docutils.parsers.rst import directives
+from sphinx.util.docutils import SphinxDirective
+
+from reprokit.sphinxext import evidence
+from reprokit.sphinxext.common import (
+    Context,
+    Resolved,
+    format_date,
+    format_seconds,
+    pending_from,
+    register_resolver,
+    repro_pending,
+    verdict_badge,
+)
+
+if TYPE_CHECKING:
+    from sphinx.application import Sphinx
+    from sphinx.util.typing import OptionSpec
+
+KIND = "variants"
+DASH = "\u2014"
+
+
+def package_list(argument: str | None) -> list[str]:
+    """``motor, pymongo tornado`` -> ["motor", "pymongo", "tornado"]."""
+    names = [name for name in re.split(r"[\s,]+", argument or "") if name]
+    if not names:
+        raise ValueError("expected one or more package names")
+    return names
+
+
+class ReproVariants(SphinxDirective):
+    """``.. repro-variants:: evidence/<scenario>``"""
+
+    required_arguments = 1
+    final_argument_whitespace = True
+    option_spec: ClassVar[OptionSpec] = {
+        "packages": package_list,
+        "caption": directives.unchanged,
+        "name": directives.unchanged,
+        "class": directives.class_option,
+    }
+
+    def run(self) -> list[nodes.Node]:
+        node, messages = pending_from(self, KIND, packages=self.options.get("packages"))
+        return [node, *messages]
+
+
+def _entry(*content: nodes.Node | str) -> nodes.entry:
+    para = nodes.paragraph()
+    for item in content:
+        para += nodes.Text(item) if isinstance(item, str) else item
+    return nodes.entry("", para)
+
+
+def _server(run: evidence.RunInfo) -> str:
+    if run.server_name is None:
+        return "none"
+    text = " ".join(part for part in (run.server_name, run.server_version) if part)
+    return f"{text} via gateway" if run.gateway else text
+
+
+def _packages_seen(runs: list[evidence.RunInfo | None]) -> list[str]:
+    seen: dict[str, None] = {}
+    for run in runs:
+        if run is not None:
+            seen.update(dict.fromkeys(run.packages))
+    return list(seen)
+
+
+def resolve_variants(node: repro_pending, ctx: Context) -> Resolved:
+    rel = node["evidence"]
+    index = ctx.load(node, evidence.load_index, ctx.path(rel), [evidence.INDEX_FILE])
+    if index is None:
+        return [], None
+    runs: list[evidence.RunInfo | None] = []
+    for name in index.variants:
+        run = ctx.load_run(node, f"{rel}/{name}")
+        if run is not None and run.variant != name:
+            ctx.warn(
+                node,
+                "schema",
+                f"{rel}/{name}/run.json is for variant {run.variant!r}, "
+                f"but index.json lists it as {name!r}; run `make repro` to capture it again",
+            )
+        runs.append(run)
+    packages: list[str] = node.get("packages") or _packages_seen(runs)
+
+    headers = ["Variant", "Python", *packages, "Server", "Verdict", "Expected"]
+    headers += ["Time to verdict", "Captured"]
+    table = nodes.table(classes=["repro-variants", "colwidths-auto"])
+    if node.children:
+        table += nodes.title("", "", *node.children)
+    tgroup = nodes.tgroup(cols=len(headers))
+    table += tgroup
+    tgroup.extend(nodes.colspec(colwidth=1) for _ in headers)
+    tgroup += nodes.thead("", nodes.row("", *(_entry(h) for h in headers)))
+    body = nodes.tbody()
+    tgroup += body
+    for name, run in zip(index.variants, runs, strict=True):
+        variant = nodes.strong(name, name, classes=["repro-variant"])
+        if run is None:
+            missing = verdict_badge("missing")
+            cells = [_entry(variant), *(_entry(DASH) for _ in headers[1:])]
+            cells[headers.index("Verdict")] = _entry(missing)
+        else:
+            cells = [
+                _entry(variant),
+                _entry(run.python or DASH),
+                *(_entry(run.packages.get(p, DASH)) for p in packages),
+                _entry(_server(run)),
+                _entry(verdict_badge(run.verdict, run.expected)),
+                _entry(run.expected or DASH),
+                _entry(format_seconds(run.time_to_verdict)),
+                _entry(format_date(run.captured_at)),
+            ]
+        body += nodes.row("", *cells)
+
+    wrapper = nodes.container(classes=["repro-variants-scroll"])
+    wrapper += table
+    return [wrapper], table
+
+
+def setup_variants(app: Sphinx) -> None:
+    register_resolver(KIND, resolve_variants)
+    app.add_directive("repro-variants", ReproVariants)
