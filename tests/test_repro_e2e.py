@@ -9,6 +9,8 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +25,18 @@ CACHE = ROOT / "_build" / "envs"
 pytestmark = pytest.mark.slow
 
 
+# Every process the pipeline starts inherits this variable, so the test can
+# find any that outlived the run, and only those.
+TOKEN = f"reprokit-test-{uuid.uuid4().hex}"
+RUN_TMP = Path(tempfile.mkdtemp(prefix="reprokit-e2e-tmp-"))
+
+
 def repro(evidence: Path, *extra: str, matrix: Path = MATRIX) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "reprokit", "repro", "--matrix", str(matrix),
          "--cache", str(CACHE), "--evidence", str(evidence), *extra],
         capture_output=True, text=True, timeout=900, cwd=ROOT,
+        env={**os.environ, "REPROKIT_TEST_TOKEN": TOKEN, "TMPDIR": str(RUN_TMP)},
     )  # fmt: skip
 
 
@@ -40,17 +49,18 @@ def main_thread(stacks: dict[str, Any]) -> dict[str, Any]:
     return thread
 
 
-def children_mentioning(text: str) -> list[str]:
-    """Command lines of live processes that mention `text` (ours never should)."""
+def survivors() -> list[str]:
+    """Command lines of live processes started by a repro run of this test."""
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit():
             continue
         try:
+            environ = (entry / "environ").read_bytes()
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if text in cmdline:
+        if TOKEN.encode() in environ:
             found.append(cmdline)
     return found
 
@@ -125,10 +135,8 @@ def test_the_index_lists_variants_in_matrix_order(evidence: Path) -> None:
 
 
 def test_nothing_is_left_running(evidence: Path) -> None:
-    assert children_mentioning("reprokit serve") == []
-    assert children_mentioning(str(MATRIX.parent / "app.py")) == []
-    leftovers = [p for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("reprokit-motor-*")]
-    assert leftovers == []
+    assert survivors() == []
+    assert list(RUN_TMP.iterdir()) == []
 
 
 def test_an_unexpected_verdict_fails_and_keeps_the_previous_evidence(tmp_path: Path) -> None:
