@@ -267,7 +267,10 @@ def _evidence_files(matrix: Any, result: Any, workdir: Path) -> dict[str, bytes]
             "connections": [[t, n] for t, n in result.samples],
         },
     )
+    from reprokit.timeline import render_timeline
+
     return {
+        "timeline.svg": render_timeline(record),
         "trace.html": html.encode("utf-8"),
         "trace.json": dumps(stacks),
         "run.json": dumps(record),
