@@ -102,8 +102,10 @@ ALLOWED_STYLE_PROPERTIES = frozenset(
 
 # A declaration value may hold colours, lengths and keywords, nothing else: no
 # parentheses (url(), expression(), var()), quotes, backslash escapes, colons,
-# slashes (comments) or angle brackets.
-_SAFE_VALUE = re.compile(r"^[#a-zA-Z0-9 .,%+-]*$")
+# slashes (comments) or angle brackets; and no negative lengths, which could
+# pull an element out of its box over the page around it.
+_SAFE_VALUE = re.compile(r"^[#a-zA-Z0-9 .,%-]*$")
+_NEGATIVE = re.compile(r"(?:^|[\s,])-")
 
 
 def _filter_style(value: str) -> str | None:
@@ -114,7 +116,7 @@ def _filter_style(value: str) -> str | None:
         val = val.strip()
         if not sep or not val or name not in ALLOWED_STYLE_PROPERTIES:
             continue
-        if not _SAFE_VALUE.fullmatch(val):
+        if not _SAFE_VALUE.fullmatch(val) or _NEGATIVE.search(val):
             continue
         kept.append(f"{name}:{val}")
     return ";".join(kept) if kept else None

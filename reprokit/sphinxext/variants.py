@@ -100,14 +100,9 @@ def resolve_variants(node: repro_pending, ctx: Context) -> Resolved:
     table = nodes.table(classes=["repro-variants", "colwidths-auto"])
     if node.children:
         table += nodes.title("", "", *node.children)
-    tgroup = nodes.tgroup(cols=len(headers))
-    table += tgroup
-    tgroup.extend(nodes.colspec(colwidth=1) for _ in headers)
-    tgroup += nodes.thead("", nodes.row("", *(_entry(h) for h in headers)))
-    body = nodes.tbody()
-    tgroup += body
+    rows: list[list[nodes.entry]] = []
     for name, run in zip(index.variants, runs, strict=True):
-        variant = nodes.strong(name, name, classes=["repro-variant"])
+        variant = nodes.inline(name, name, classes=["repro-variant"])
         if run is None:
             missing = verdict_badge("missing")
             cells = [_entry(variant), *(_entry(DASH) for _ in headers[1:])]
@@ -123,7 +118,17 @@ def resolve_variants(node: repro_pending, ctx: Context) -> Resolved:
                 _entry(format_seconds(run.time_to_verdict)),
                 _entry(format_date(run.captured_at)),
             ]
-        body += nodes.row("", *cells)
+        rows.append(cells)
+
+    head = [_entry(h) for h in headers]
+    tgroup = nodes.tgroup(cols=len(headers))
+    table += tgroup
+    # Widths matter only to builders that lay text out themselves (text, LaTeX);
+    # HTML sizes the columns itself ("colwidths-auto").
+    for column in zip(head, *rows, strict=True):
+        tgroup += nodes.colspec(colwidth=max(len(cell.astext()) for cell in column))
+    tgroup += nodes.thead("", nodes.row("", *head))
+    tgroup += nodes.tbody("", *(nodes.row("", *cells) for cells in rows))
 
     wrapper = nodes.container(classes=["repro-variants-scroll"])
     wrapper += table
