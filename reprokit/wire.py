@@ -15,7 +15,7 @@ import enum
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 import bson
 from bson.codec_options import CodecOptions, DatetimeConversion
@@ -88,6 +88,10 @@ class MsgFlags(enum.IntFlag):
     CHECKSUM_PRESENT = 1 << 0
     MORE_TO_COME = 1 << 1
     EXHAUST_ALLOWED = 1 << 16
+
+
+NO_REPLY_FLAGS = ReplyFlags(0)
+NO_MSG_FLAGS = MsgFlags(0)
 
 
 class ProtocolError(Exception):
@@ -179,7 +183,7 @@ class FrameSplitter:
 
 
 class _Reader:
-    __slots__ = ("data", "pos", "end", "options")
+    __slots__ = ("data", "end", "options", "pos")
 
     def __init__(self, data: bytes, pos: int, end: int, options: CodecOptions[Any]) -> None:
         self.data, self.pos, self.end, self.options = data, pos, end, options
@@ -276,7 +280,7 @@ class OpReply:
     opcode: ClassVar[OpCode] = OpCode.REPLY
     request_id: int
     response_to: int
-    flags: ReplyFlags = ReplyFlags(0)
+    flags: ReplyFlags = NO_REPLY_FLAGS
     cursor_id: int = 0
     starting_from: int = 0
     documents: tuple[Document, ...] = ()
@@ -468,7 +472,7 @@ class OpMsg:
     response_to: int
     body: Document
     sequences: tuple[tuple[str, tuple[Document, ...]], ...] = ()
-    flags: MsgFlags = MsgFlags(0)
+    flags: MsgFlags = NO_MSG_FLAGS
 
     def pack(self) -> bytes:
         parts = [_U32.pack(int(self.flags) & ~1), b"\x00"]
@@ -518,7 +522,7 @@ class OpMsg:
         return cls(header.request_id, header.response_to, body, tuple(sequences), flags)
 
 
-Message = Union[OpReply, OpUpdate, OpInsert, OpQuery, OpGetMore, OpDelete, OpKillCursors, OpMsg]
+Message = OpReply | OpUpdate | OpInsert | OpQuery | OpGetMore | OpDelete | OpKillCursors | OpMsg
 
 _DECODERS: dict[int, Any] = {
     cls.opcode: cls
@@ -549,7 +553,7 @@ def reply_bytes(
     *,
     cursor_id: int = 0,
     starting_from: int = 0,
-    flags: ReplyFlags = ReplyFlags(0),
+    flags: ReplyFlags = NO_REPLY_FLAGS,
 ) -> bytes:
     """Build an OP_REPLY frame."""
     return OpReply(
