@@ -16,6 +16,7 @@ from reprokit.errors import ReproError
 COMMANDS: dict[str, tuple[str, str]] = {
     "repro": ("reprokit.repro", "run the matrix: build envs, start servers, capture evidence"),
     "serve": ("reprokit.serve", "run SecantusDB with the legacy wire gateway in front"),
+    "publish": ("reprokit.publish", "commit the built site to the gh-pages branch and push it"),
 }
 
 EXIT_ERROR = 2
