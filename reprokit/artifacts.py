@@ -98,7 +98,9 @@ def read_json(path: Path, schema_key: str, schema: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ArtifactError(f"{path} does not exist", tip="run `make repro` to capture it") from None
+        raise ArtifactError(
+            f"{path} does not exist", tip="run `make repro` to capture it"
+        ) from None
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"{path} is not readable JSON: {exc}") from None
     if not isinstance(data, dict) or data.get(schema_key) != schema:
@@ -115,9 +117,7 @@ def project_root(start: Path) -> Path:
     return start
 
 
-def redactor_for(
-    *, project: Path, venv: Path, interpreter: Path | None, workdir: Path
-) -> Redactor:
+def redactor_for(*, project: Path, venv: Path, interpreter: Path | None, workdir: Path) -> Redactor:
     prefixes: dict[str, str] = {
         str(venv): "<venv>",
         str(venv.resolve()): "<venv>",

@@ -82,7 +82,7 @@ def probe(executable: Path) -> Interpreter | None:
     """Ask an interpreter what it is; None if it does not run."""
     try:
         proc = subprocess.run(
-            [str(executable), "-c", _PROBE], capture_output=True, text=True, timeout=30
+            [str(executable), "-c", _PROBE], capture_output=True, text=True, timeout=30, check=False
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -92,16 +92,14 @@ def probe(executable: Path) -> Interpreter | None:
         info = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         return None
-    return Interpreter(
-        version=info["version"], executable=executable, prefix=Path(info["prefix"])
-    )
+    return Interpreter(version=info["version"], executable=executable, prefix=Path(info["prefix"]))
 
 
 def find_interpreter(version: str) -> Interpreter:
     """The first working interpreter whose MAJOR.MINOR is `version`."""
     if not _VERSION_RE.match(version):
         raise InterpreterNotFound(
-            f"python version {version!r} is not of the form MAJOR.MINOR (e.g. \"2.7\")"
+            f'python version {version!r} is not of the form MAJOR.MINOR (e.g. "2.7")'
         )
     for candidate in _candidates(version):
         interp = probe(candidate)

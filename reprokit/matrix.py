@@ -8,10 +8,11 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from reprokit.errors import MatrixError
 
@@ -163,7 +164,7 @@ def _pins(reader: _Reader, key: str) -> tuple[str, ...]:
     for pin in pins:
         if not _PIN_RE.match(pin.strip()):
             raise reader.fail(
-                key, f"{pin!r} is not an exact pin; write NAME==VERSION (e.g. \"motor==0.4\")"
+                key, f'{pin!r} is not an exact pin; write NAME==VERSION (e.g. "motor==0.4")'
             )
     return pins
 
@@ -184,7 +185,9 @@ def parse_matrix(text: str, path: Path) -> Matrix:
     top.check_keys({"scenario", "variant"})
     scenario_table = top.get("scenario", dict)
     base = path.parent
-    scenario = _parse_scenario(_Reader(path, text, scenario_table, "[scenario]", "[scenario]"), base)
+    scenario = _parse_scenario(
+        _Reader(path, text, scenario_table, "[scenario]", "[scenario]"), base
+    )
     variant_tables = top.get("variant", list, [])
     if not variant_tables:
         raise top.fail(None, "no [[variant]] tables: declare at least one variant")
@@ -202,7 +205,7 @@ def parse_matrix(text: str, path: Path) -> Matrix:
             raise reader.fail("expect", f"expect must be one of {', '.join(VERDICTS)}")
         python = reader.get("python", str)
         if not re.match(r"^\d+\.\d+$", python):
-            raise reader.fail("python", f"python must be MAJOR.MINOR (e.g. \"2.7\"), not {python!r}")
+            raise reader.fail("python", f'python must be MAJOR.MINOR (e.g. "2.7"), not {python!r}')
         variants.append(
             Variant(
                 name=name,
@@ -250,7 +253,7 @@ def _parse_scenario(reader: _Reader, base: Path) -> Scenario:
     seed = None
     if seed_table is not None:
         if server == "none":
-            raise reader.fail("seed", "a seed needs a server: set server = \"mongodb\"")
+            raise reader.fail("seed", 'a seed needs a server: set server = "mongodb"')
         seed_reader = _Reader(
             reader.path, reader.text, seed_table, "[scenario.seed]", "[scenario.seed]"
         )

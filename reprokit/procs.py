@@ -17,13 +17,29 @@ import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any
+
+from reprokit.errors import ReproError
 
 log = logging.getLogger(__name__)
 
 _live: set[subprocess.Popen[Any]] = set()
 _live_lock = threading.Lock()
+_cancelled = threading.Event()
+
+
+class Cancelled(ReproError):
+    """The run was interrupted (Ctrl-C or SIGTERM); no new child may start."""
+
+
+def cancel() -> None:
+    """Refuse every later spawn: set when the user interrupts a run."""
+    _cancelled.set()
+
+
+def check_cancelled() -> None:
+    if _cancelled.is_set():
+        raise Cancelled("interrupted")
 
 
 def spawn(
@@ -37,17 +53,18 @@ def spawn(
     text: bool = False,
 ) -> subprocess.Popen[Any]:
     """Start a child in a new process group and remember it until it is reaped."""
-    proc = subprocess.Popen(
-        [os.fspath(a) for a in argv],
-        cwd=cwd,
-        env=dict(env) if env is not None else None,
-        stdin=stdin,
-        stdout=stdout,
-        stderr=stderr,
-        start_new_session=True,
-        text=text,
-    )
     with _live_lock:
+        check_cancelled()
+        proc = subprocess.Popen(
+            [os.fspath(a) for a in argv],
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+            text=text,
+        )
         _live.add(proc)
     return proc
 
@@ -172,4 +189,3 @@ def install_signal_handlers() -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, _raise)
-

@@ -47,9 +47,7 @@ class Redactor:
     def html(self, value: str) -> str:
         """Like text(), for HTML: matches escaped paths and escapes the placeholder."""
         if self._html_pattern is not None:
-            value = self._html_pattern.sub(
-                lambda m: html.escape(self._by_html[m.group(0)]), value
-            )
+            value = self._html_pattern.sub(lambda m: html.escape(self._by_html[m.group(0)]), value)
         return redact_uri(value)
 
     def data(self, value: Any) -> Any:

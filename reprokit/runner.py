@@ -95,7 +95,7 @@ class _Sampler(threading.Thread):
             client: Any = MongoClient(
                 self.uri, directConnection=True, serverSelectionTimeoutMS=2000
             )
-        except Exception as exc:  # the plot is optional; the run is not
+        except Exception as exc:  # noqa: BLE001 - the plot is optional; the run is not
             log.debug("connection sampler not started: %s", exc)
             return
         try:
@@ -104,7 +104,7 @@ class _Sampler(threading.Thread):
                     status = client.admin.command("serverStatus")
                     current = int(status.get("connections", {}).get("current", 0))
                     self.samples.append((round(time.monotonic() - self.t0, 4), current))
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - a missed sample is not a failure
                     log.debug("serverStatus failed: %s", exc)
                 self._halt.wait(SAMPLE_EVERY)
         finally:
