@@ -47,7 +47,7 @@ HOSTILE = [
     ('<meta http-equiv="refresh" content="0;url=javascript:alert(1)">ok', "ok"),
     ('<form action="javascript:alert(1)"><input type=submit value=go></form>ok', "ok"),
     ('<base href="javascript:alert(1)//">ok', "ok"),
-    ("<noscript><p title=\"</noscript><img src=x onerror=alert(1)>\">ok", ""),
+    ('<noscript><p title="</noscript><img src=x onerror=alert(1)>">ok', ""),
     ("<template><script>alert(1)</script></template>ok", "ok"),
     ('<pre id="__proto__" name="x">ok</pre>', "ok"),
     ("<!--<script>alert(1)</script>-->ok", "ok"),
@@ -166,4 +166,4 @@ html_fragments = st.lists(
 def test_sanitize_is_idempotent_and_safe(html: str) -> None:
     once = sanitize_trace_html(html)
     assert sanitize_trace_html(once) == once
-    assert not re.search(r"<script|<svg|<img|<a\b|javascript:|url\(|\son\w+=", once, re.I)
+    assert not re.search(r"<script|<svg|<img|<a\b|javascript:|url\(|\son\w+=", once, re.IGNORECASE)

@@ -31,6 +31,7 @@ from reprokit.sphinxext import evidence
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
+    from sphinx.config import Config
     from sphinx.environment import BuildEnvironment
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ WARNING_TYPE = "reprokit"
 _T = TypeVar("_T")
 
 
-class repro_pending(nodes.General, nodes.Element):  # noqa: N801 (docutils node naming)
+class repro_pending(nodes.General, nodes.Element):
     """Placeholder left by a repro-* directive; ResolveEvidence replaces it.
 
     Attributes: ``kind`` (the directive family), ``evidence`` (the evidence
@@ -196,12 +197,26 @@ class ResolveEvidence(SphinxTransform):
         pending = list(self.document.findall(repro_pending))
         if not pending:
             return
-        root = Path(self.app.confdir or self.env.srcdir)
-        ctx = Context(self.env, root, self.document)
+        ctx = Context(self.env, Path(self.config.reprokit_project_root), self.document)
         for node in pending:
             new, target = _RESOLVERS[node["kind"]](node, ctx)
             ctx.replace(node, new, target)
 
 
+def _resolve_project_root(app: Sphinx, config: Config) -> None:
+    # Made absolute once, from the directory holding conf.py (DESIGN.md: the
+    # project root, which run.json's code_files are relative to).
+    base = Path(app.confdir or app.srcdir)
+    config.reprokit_project_root = str((base / (config.reprokit_project_root or ".")).resolve())
+
+
 def setup_common(app: Sphinx) -> None:
+    app.add_config_value(
+        "reprokit_project_root",
+        None,
+        "env",
+        types=frozenset({str, type(None)}),
+        description="where run.json's code_files are relative to (default: conf.py's dir)",
+    )
+    app.connect("config-inited", _resolve_project_root)
     app.add_transform(ResolveEvidence)

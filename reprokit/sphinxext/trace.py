@@ -72,13 +72,15 @@ def trace_box_html(variant: str, trace_html: str) -> str:
 def resolve_trace(node: repro_pending, ctx: Context) -> Resolved:
     rel = node["evidence"]
     run = ctx.load_run(node, rel)
+    if run is None:  # one warning per directive is enough
+        return [], None
     trace = ctx.load(
         node,
         evidence.load_trace,
         ctx.path(rel),
         [evidence.TRACE_HTML_FILE, evidence.TRACE_JSON_FILE],
     )
-    if run is None or trace is None:
+    if trace is None:
         return [], None
 
     caption = nodes.paragraph(classes=["repro-caption"])
