@@ -276,6 +276,8 @@ class Translator:
                 return self._handle_command(msg, db)
             if coll.startswith("$cmd.sys."):
                 return self._handle_sys(msg, db, coll[len("$cmd.sys.") :])
+            if coll in ("system.indexes", "system.namespaces"):
+                return self._handle_system_collection(msg, db, coll)
             return self._handle_find(msg, db, coll)
         self.last_write = None
         if isinstance(msg, wire.OpGetMore):
@@ -400,6 +402,48 @@ class Translator:
         self._emit.chunks.append(wire.OpMsg(request_id, msg.request_id, reply).pack())
 
     # -- queries and cursors -------------------------------------------------------
+
+    def _drain(self, db: str, command: dict[str, Any]) -> Generator[Command, Any, list[Any]]:
+        """Run a cursor-returning command and collect every batch; raise _Failed on error."""
+        reply = yield Command(db, command)
+        if not reply.get("ok"):
+            raise _Failed(*error_fields(reply))
+        docs = list(reply["cursor"].get("firstBatch") or ())
+        cursor_id = int(reply["cursor"].get("id") or 0)
+        coll = split_namespace(str(reply["cursor"].get("ns") or ""))[1]
+        while cursor_id:
+            reply = yield Command(db, {"getMore": bson.Int64(cursor_id), "collection": coll})
+            if not reply.get("ok"):
+                raise _Failed(*error_fields(reply))
+            docs.extend(reply["cursor"].get("nextBatch") or ())
+            cursor_id = int(reply["cursor"].get("id") or 0)
+        return docs
+
+    def _handle_system_collection(self, msg: wire.OpQuery, db: str, coll: str) -> Handler:
+        """Pre-3.0 drivers read db.system.indexes / db.system.namespaces; serve them from
+        listIndexes / listCollections (one batch, equality filters on top-level fields)."""
+        query = msg.query.get("$query", msg.query)
+        query = dict(query) if isinstance(query, Mapping) else {}
+        try:
+            collections = yield from self._drain(db, {"listCollections": 1, "nameOnly": True})
+            names = sorted(str(c["name"]) for c in collections)
+            docs: list[dict[str, Any]] = []
+            if coll == "system.namespaces":
+                docs = [{"name": f"{db}.{name}"} for name in names]
+            else:
+                wanted = query.get("ns")
+                for name in names:
+                    if isinstance(wanted, str) and wanted != f"{db}.{name}":
+                        continue
+                    indexes = yield from self._drain(db, {"listIndexes": name})
+                    docs += [{**dict(ix), "ns": f"{db}.{name}"} for ix in indexes]
+        except _Failed as exc:
+            self._failure(msg.request_id, exc.errmsg, exc.code)
+            return
+        docs = [d for d in docs if all(d.get(k) == v for k, v in query.items())]
+        if msg.limit:
+            docs = docs[: abs(msg.limit)]
+        self._reply(msg.request_id, docs[max(0, msg.skip) :], flags=QUERY_REPLY_FLAGS)
 
     def _handle_find(self, msg: wire.OpQuery, db: str, coll: str) -> Handler:
         query = msg.query
@@ -537,6 +581,9 @@ class Translator:
             return
         body: dict[str, Any]
         sequence: tuple[Mapping[str, Any], ...]
+        if isinstance(msg, wire.OpInsert) and coll == "system.indexes":
+            yield from self._legacy_index_insert(db, msg.documents)
+            return
         if isinstance(msg, wire.OpInsert):
             kind, ordered = "insert", not msg.flags & wire.InsertFlags.CONTINUE_ON_ERROR
             sequence = msg.documents
@@ -557,6 +604,24 @@ class Translator:
         body = {kind: coll, "ordered": ordered, "writeConcern": {"w": 1}}
         reply = yield Command(db, body, ((WRITE_SEQUENCES[kind], sequence),))
         self.last_write = last_write_from_reply(kind, reply)
+
+    def _legacy_index_insert(self, db: str, specs: Iterable[Mapping[str, Any]]) -> Handler:
+        """Inserting into db.system.indexes was how pre-2.6 drivers created indexes."""
+        for spec in specs:
+            index = {k: v for k, v in spec.items() if k != "ns"}
+            coll = split_namespace(str(spec.get("ns", "")))[1]
+            reply = yield Command(db, {"createIndexes": coll, "indexes": [index]})
+            if not reply.get("ok"):
+                errmsg, code = error_fields(reply)
+                self.last_write = LastWrite(err=errmsg, code=code)
+                return
+        self.last_write = LastWrite()
+
+
+class _Failed(Exception):
+    def __init__(self, errmsg: str, code: int) -> None:
+        super().__init__(errmsg)
+        self.errmsg, self.code = errmsg, code
 
 
 def _done() -> Handler:

@@ -430,3 +430,28 @@ def test_sys_inprog_becomes_current_op() -> None:
     )
     assert commands == [{"currentOp": 1, "$all": True, "$db": "admin"}]
     assert frames[0].documents[0]["inprog"] == []  # type: ignore[union-attr]
+
+
+def test_system_indexes_query_served_from_list_indexes() -> None:
+    replies = [
+        find_reply([{"name": "a"}, {"name": "b"}], ns="db.$cmd.listCollections"),
+        find_reply([{"v": 2, "key": {"_id": 1}, "name": "_id_"}], ns="db.b"),
+    ]
+    commands, frames = exchange(Translator(), query("db.system.indexes", {"ns": "db.b"}), replies)
+    assert [next(iter(c)) for c in commands] == ["listCollections", "listIndexes"]
+    assert commands[1]["listIndexes"] == "b"
+    assert frames[0].documents == ({"v": 2, "key": {"_id": 1}, "name": "_id_", "ns": "db.b"},)  # type: ignore[union-attr]
+
+
+def test_system_namespaces_and_legacy_index_insert() -> None:
+    tr = Translator()
+    replies = [find_reply([{"name": "a"}], ns="db.$cmd.listCollections")]
+    _, frames = exchange(tr, query("db.system.namespaces", {}), replies)
+    assert frames[0].documents == ({"name": "db.a"},)  # type: ignore[union-attr]
+    spec = {"ns": "db.a", "key": {"x": 1}, "name": "x_1"}
+    insert = wire.OpInsert(3, 0, "db.system.indexes", wire.InsertFlags(0), (spec,))
+    commands, frames = exchange(tr, insert, [{"ok": 1.0}])
+    assert commands == [
+        {"createIndexes": "a", "indexes": [{"key": {"x": 1}, "name": "x_1"}], "$db": "db"}
+    ]
+    assert frames == []
