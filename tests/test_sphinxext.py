@@ -181,8 +181,9 @@ def test_stale_code_hash_warns_at_each_directive(project: Path, build: Callable[
     for variant in ("motor-0.4", "motor-0.4.1"):
         assert (
             f"{src}:{table_line}: WARNING: repro-variants: the evidence of variant "
-            f"'{variant}' ({EVIDENCE}/{variant}) is stale: code/app.py, code/stacktracer.py "
-            "changed since it was captured; run `make repro` to capture it again "
+            f"'{variant}' ({EVIDENCE}/{variant}) is stale: the code it was captured from "
+            "(code/app.py, code/stacktracer.py) has changed since; "
+            "run `make repro` to capture it again "
             "[reprokit.stale]"
         ) in warnings
     # Once per variant and page: the trace directives below the table do not repeat it.
@@ -467,3 +468,27 @@ def test_page_never_scrolls_sideways(
     assert len(traces) == 2
     # The long trace lines are there and scroll inside their own box.
     assert all(scroll > client for _, scroll, client in traces), probe
+
+
+def test_variants_default_and_normalized_package_columns(
+    project: Path, build: Callable[..., Any]
+) -> None:
+    (project / "index.rst").write_text(
+        "Tables\n======\n\n"
+        ".. repro-variants:: posts/evidence/motor-66\n\n"
+        ".. repro-variants:: posts/evidence/motor-66\n   :packages: PyMongo GreenLet\n\n"
+        ".. toctree::\n\n   posts/motor-66\n"
+    )
+    app = build(project, "text")
+    assert warnings_of(app) == ""
+    text = (Path(app.outdir) / "index.txt").read_text()
+    headers = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in text.splitlines()
+        if line.startswith("| Variant")
+    ]
+    # Without :packages:, the columns are the packages the variants pin, in pin order.
+    assert headers[0][2:6] == ["motor", "pymongo", "tornado", "greenlet"]
+    # Names are matched as PEP 503 does, and shown as the author wrote them.
+    assert headers[1][2:4] == ["PyMongo", "GreenLet"]
+    assert re.search(r"\| motor-0\.4 +\| 2\.7\.18 +\| 2\.8 +\| 1\.1\.3\.post0 +\|", text)

@@ -152,8 +152,8 @@ class Context:
             self.warn(
                 node,
                 "stale",
-                f"the evidence of variant {run.variant!r} ({rel}) is stale: "
-                f"{', '.join(run.code_files)} changed since it was captured; "
+                f"the evidence of variant {run.variant!r} ({rel}) is stale: the code it "
+                f"was captured from ({', '.join(run.code_files)}) has changed since; "
                 "run `make repro` to capture it again",
             )
         return run

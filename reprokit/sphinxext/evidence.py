@@ -67,6 +67,7 @@ class RunInfo:
     variant: str
     scenario: str
     python: str
+    requirements: tuple[str, ...]
     packages: Mapping[str, str]
     server_name: str | None
     server_version: str | None
@@ -200,6 +201,9 @@ def _load_run(path_str: str, _mtime: int, _size: int) -> RunInfo:
     _check_schema(data, "schema", RUN_SCHEMA, path)
     packages = _optional(data, "packages", dict, path) or {}
     server = _optional(data, "server", dict, path) or {}
+    requirements = _optional(data, "requirements", list, path) or []
+    if not all(isinstance(r, str) for r in requirements):
+        raise EvidenceSchemaError(f"{path}: 'requirements' must be a list of strings", path)
     code_files = _optional(data, "code_files", list, path) or []
     if not all(isinstance(f, str) for f in code_files):
         raise EvidenceSchemaError(f"{path}: 'code_files' must be a list of paths", path)
@@ -208,6 +212,7 @@ def _load_run(path_str: str, _mtime: int, _size: int) -> RunInfo:
         variant=_field(data, "variant", str, path),
         scenario=_optional(data, "scenario", str, path) or "",
         python=_optional(data, "python", str, path) or "",
+        requirements=tuple(requirements),
         packages={str(k): str(v) for k, v in packages.items()},
         server_name=_optional(server, "name", str, path),
         server_version=_optional(server, "version", str, path),

@@ -69,12 +69,29 @@ def _server(run: evidence.RunInfo) -> str:
     return f"{text} via gateway" if run.gateway else text
 
 
-def _packages_seen(runs: list[evidence.RunInfo | None]) -> list[str]:
+def normalize(name: str) -> str:
+    """PEP 503 name normalization, so `:packages:` may spell a name either way."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _pinned_names(runs: list[evidence.RunInfo | None]) -> list[str]:
+    """Default columns: the packages the variants pin, in the order they pin them."""
     seen: dict[str, None] = {}
     for run in runs:
         if run is not None:
-            seen.update(dict.fromkeys(run.packages))
+            for requirement in run.requirements:
+                name = re.split(r"[\s<>=!~;\[(@]", requirement.strip(), maxsplit=1)[0]
+                if name:
+                    seen.setdefault(name)
     return list(seen)
+
+
+def _version(run: evidence.RunInfo, package: str) -> str:
+    wanted = normalize(package)
+    for name, version in run.packages.items():
+        if normalize(name) == wanted:
+            return version
+    return DASH
 
 
 def resolve_variants(node: repro_pending, ctx: Context) -> Resolved:
@@ -93,7 +110,7 @@ def resolve_variants(node: repro_pending, ctx: Context) -> Resolved:
                 f"but index.json lists it as {name!r}; run `make repro` to capture it again",
             )
         runs.append(run)
-    packages: list[str] = node.get("packages") or _packages_seen(runs)
+    packages: list[str] = node.get("packages") or _pinned_names(runs)
 
     headers = ["Variant", "Python", *packages, "Server", "Verdict", "Expected"]
     headers += ["Time to verdict", "Captured"]
@@ -111,7 +128,7 @@ def resolve_variants(node: repro_pending, ctx: Context) -> Resolved:
             cells = [
                 _entry(variant),
                 _entry(run.python or DASH),
-                *(_entry(run.packages.get(p, DASH)) for p in packages),
+                *(_entry(_version(run, p)) for p in packages),
                 _entry(_server(run)),
                 _entry(verdict_badge(run.verdict, run.expected)),
                 _entry(run.expected or DASH),
