@@ -7,17 +7,22 @@
 # The Sphinx hook runs first on `source-read`; it blanks the header lines (so
 # every later line keeps its number in warnings) and appends the equivalent
 # `.. post::` directive at the end of the document, where it cannot shift
-# anything. `public: no` drops the date, which is how ABlog marks a draft; an
-# empty summary leaves the directive without content, so ABlog falls back to
-# the first paragraph.
+# anything. `public: no` drops the date, which is how ABlog marks a draft (and
+# `:nosearch:` keeps it out of the search index); a public post must have a
+# date, so a build never silently dates a post "today". An empty summary
+# leaves the directive without content, so ABlog falls back to the first
+# paragraph.
 from __future__ import annotations
 
 import re
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sphinx.errors import SphinxError
+from sphinx.util import logging
 
+logger = logging.getLogger(__name__)
+
+ERRORS_ATTR = "reprokit_post_header_errors"
 KNOWN_KEYS = ("public", "tags", "summary", "date", "author")
 
 _KEY_LINE = re.compile(r"^(?P<key>[A-Za-z_][\w-]*):(?:[ \t]+(?P<value>.*?))?[ \t]*$")
@@ -189,46 +194,64 @@ def rewrite_source(text: str) -> tuple[str, dict[str, Any]]:
     body = parsed.body
     if body and not body.endswith("\n"):
         body += "\n"
-    return "\n" * parsed.offset + body + "\n\n" + post_directive(parsed.meta), parsed.meta
+    # A draft stays out of the search index: `:nosearch:` takes the header's
+    # first line (a header always has a blank line after it, so the field list
+    # is closed before the title).
+    lead = ":nosearch:\n" + "\n" * (parsed.offset - 1) if not parsed.meta.get("public", True) else ""
+    lead = lead or "\n" * parsed.offset
+    return lead + body + "\n\n" + post_directive(parsed.meta), parsed.meta
 
 
 # --- Sphinx glue ---------------------------------------------------------------------------
 
 
-class PostHeaderError(SphinxError):
-    """The build error for a malformed header; its message names file and line."""
-
-    category = "Post header error"
-
-
 def _source_read(app: Any, docname: str, source: list[str]) -> None:
+    """Rewrite a post's header; a malformed one is a located error that fails the build.
+
+    Like Sphinx's linkcheck, the error sets the exit status instead of raising,
+    so every bad header of a build is reported at once. The document is kept
+    outdated, so an unchanged bad header fails the next build too.
+    """
+    errors = app.env.__dict__.setdefault(ERRORS_ATTR, {})
+    errors.pop(docname, None)
     try:
-        source[0], meta = rewrite_source(source[0])
+        source[0], _meta = rewrite_source(source[0])
     except HeaderError as exc:
-        path = app.env.doc2path(docname)
-        try:
-            shown = path.relative_to(app.srcdir)
-        except ValueError:
-            shown = path
-        raise PostHeaderError(f"{shown}:{exc.line}: {exc.message}") from None
-    if meta:
-        headers = app.env.__dict__.setdefault("reprokit_post_headers", {})
-        headers[docname] = meta
+        errors[docname] = str(exc)
+        logger.error(
+            "post header: %s",
+            exc.message,
+            location=(docname, exc.line),
+            type="reprokit",
+            subtype="post-header",
+        )
+
+
+def _outdated(app: Any, env: Any, added: set[str], changed: set[str], removed: set[str]) -> list[str]:
+    return [name for name in env.__dict__.get(ERRORS_ATTR, {}) if name in env.found_docs]
 
 
 def _purge(app: Any, env: Any, docname: str) -> None:
-    env.__dict__.get("reprokit_post_headers", {}).pop(docname, None)
+    env.__dict__.get(ERRORS_ATTR, {}).pop(docname, None)
 
 
 def _merge(app: Any, env: Any, docnames: set[str], other: Any) -> None:
-    ours = env.__dict__.setdefault("reprokit_post_headers", {})
-    theirs = other.__dict__.get("reprokit_post_headers", {})
-    ours.update({name: meta for name, meta in theirs.items() if name in docnames})
+    theirs = other.__dict__.get(ERRORS_ATTR, {})
+    env.__dict__.setdefault(ERRORS_ATTR, {}).update(
+        {name: message for name, message in theirs.items() if name in docnames}
+    )
+
+
+def _finished(app: Any, exception: BaseException | None) -> None:
+    if exception is None and app.env.__dict__.get(ERRORS_ATTR):
+        app.statuscode = 1
 
 
 def setup(app: Any) -> dict[str, Any]:
     app.setup_extension("ablog")
     app.connect("source-read", _source_read, priority=10)
+    app.connect("env-get-outdated", _outdated)
     app.connect("env-purge-doc", _purge)
     app.connect("env-merge-info", _merge)
+    app.connect("build-finished", _finished)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

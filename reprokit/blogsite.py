@@ -158,6 +158,20 @@ class JoinCJKLines(SphinxTransform):
                     texts[index] = nodes.Text(text)  # neighbours read the joined text
 
 
+# ABlog 0.11.13's zh_CN catalog leaves these page titles untranslated.
+ABLOG_ZH_EXTRA = {
+    "Posts by": "作者：",
+    "Posts from": "地点：",
+    "Posts in": "分类：",
+    "All posts": "全部文章",
+    "Posted in": "发表于",
+    "Posts tagged": "标签：",
+    "All Posts": "全部文章",
+    "All": "全部",
+    "Drafts": "草稿",
+}
+
+
 def _ablog_catalog(app: Any) -> None:
     """Compile ABlog's .po for the site language and register it (ABlog ships no .mo)."""
     language = app.config.language
@@ -172,10 +186,14 @@ def _ablog_catalog(app: Any) -> None:
         return
     target_dir = Path(app.doctreedir) / "ablog-locale"
     mo = target_dir / language / "LC_MESSAGES" / "sphinx.mo"
-    if not mo.is_file() or mo.stat().st_mtime < po.stat().st_mtime:
+    if not mo.is_file() or mo.stat().st_mtime < max(po.stat().st_mtime, Path(__file__).stat().st_mtime):
         mo.parent.mkdir(parents=True, exist_ok=True)
         with po.open("rb") as handle:
             catalog = read_po(handle, locale=language)
+        if language.startswith("zh"):
+            for message in catalog:
+                if message.id in ABLOG_ZH_EXTRA and not message.string:
+                    message.string = ABLOG_ZH_EXTRA[message.id]
         fd, tmp = tempfile.mkstemp(dir=mo.parent, prefix=".sphinx.mo.")
         with os.fdopen(fd, "wb") as out:
             write_mo(out, catalog)
