@@ -9,12 +9,14 @@ SPHINXOPTS ?= -W --keep-going -q
 MATRIX ?= code/matrix.toml
 VARIANTS ?=
 N ?= 20
+FROM ?= 0.3
+TO ?= 0.5
 
 .DEFAULT_GOAL := help
-.PHONY: help venv repro html test test-fast serve bench publish clean lint
+.PHONY: help venv repro repro-check bisect html test test-fast serve bench publish clean lint
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
@@ -28,6 +30,12 @@ venv: $(STAMP) ## bootstrap the tooling venv
 
 repro: $(STAMP) ## run the matrix and store fresh evidence (VARIANTS=a,b for a subset)
 	$(PY) -m reprokit repro --matrix $(MATRIX) $(if $(VARIANTS),--variants $(VARIANTS))
+
+repro-check: $(STAMP) ## run every variant N times (default 20) and count the verdicts
+	$(PY) -m reprokit check --matrix $(MATRIX) --runs $(N) $(if $(VARIANTS),--variants $(VARIANTS))
+
+bisect: $(STAMP) ## verdict for every release FROM..TO of the matrix's package (SAVE=1 keeps them)
+	$(PY) -m reprokit bisect --matrix $(MATRIX) $(PACKAGE) --from $(FROM) --to $(TO) $(if $(SAVE),--save)
 
 html: $(STAMP) ## build the blog into _build/html
 	$(PY) -m sphinx -b html $(SPHINXOPTS) . _build/html

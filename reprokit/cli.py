@@ -15,6 +15,8 @@ from reprokit.errors import ReproError
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "repro": ("reprokit.repro", "run the matrix: build envs, start servers, capture evidence"),
+    "check": ("reprokit.check", "run every variant N times and count the verdicts"),
+    "bisect": ("reprokit.bisect", "run the scenario on every release of a package in a range"),
     "serve": ("reprokit.serve", "run SecantusDB with the legacy wire gateway in front"),
     "publish": ("reprokit.publish", "commit the built site to the gh-pages branch and push it"),
 }

@@ -70,10 +70,26 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class BisectPins:
+    """Extra pins for the releases of the bisected package that match `versions`."""
+
+    versions: str  # a PEP 440 specifier, e.g. "<0.4"
+    requirements: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Bisect:
+    package: str
+    python: str
+    pins: tuple[BisectPins, ...] = ()
+
+
+@dataclass(frozen=True)
 class Matrix:
     path: Path
     scenario: Scenario
     variants: tuple[Variant, ...] = field(default_factory=tuple)
+    bisect: Bisect | None = None
 
     def select(self, names: list[str] | None) -> tuple[Variant, ...]:
         """The variants named (in matrix order), or all of them."""
@@ -182,7 +198,7 @@ def parse_matrix(text: str, path: Path) -> Matrix:
     except tomllib.TOMLDecodeError as exc:
         raise MatrixError(f"{path}: not valid TOML: {exc}") from None
     top = _Reader(path, text, data, "top level")
-    top.check_keys({"scenario", "variant"})
+    top.check_keys({"scenario", "variant", "bisect"})
     scenario_table = top.get("scenario", dict)
     base = path.parent
     scenario = _parse_scenario(
@@ -215,7 +231,33 @@ def parse_matrix(text: str, path: Path) -> Matrix:
                 notes=reader.get("notes", str, ""),
             )
         )
-    return Matrix(path=path, scenario=scenario, variants=tuple(variants))
+    bisect_table = top.get("bisect", dict, None)
+    bisect = None
+    if bisect_table is not None:
+        bisect = _parse_bisect(_Reader(path, text, bisect_table, "[bisect]", "[bisect]"))
+    return Matrix(path=path, scenario=scenario, variants=tuple(variants), bisect=bisect)
+
+
+def _parse_bisect(reader: _Reader) -> Bisect:
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    reader.check_keys({"package", "python", "pins"})
+    rules = []
+    for index, table in enumerate(reader.get("pins", list, []), 1):
+        rule = _Reader(reader.path, reader.text, table, f"[[bisect.pins]] #{index}",
+                       "[[bisect.pins]]", index)  # fmt: skip
+        rule.check_keys({"versions", "requirements"})
+        versions = rule.get("versions", str)
+        try:
+            SpecifierSet(versions)
+        except InvalidSpecifier:
+            raise rule.fail("versions", f"{versions!r} is not a version specifier") from None
+        rules.append(BisectPins(versions=versions, requirements=_pins(rule, "requirements")))
+    return Bisect(
+        package=reader.get("package", str),
+        python=reader.get("python", str, "2.7"),
+        pins=tuple(rules),
+    )
 
 
 def _parse_scenario(reader: _Reader, base: Path) -> Scenario:
