@@ -1,6 +1,6 @@
 # The command line front door. Each subcommand lives in its own module exposing
 # `add_arguments(parser)` and `run(args) -> int`; those modules keep heavy
-# imports inside `run`, so `reprokit serve` does not pay for Sphinx or pip.
+# imports inside `run`; only the chosen command's module is imported at all.
 # This is the only module that prints errors and chooses exit codes.
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only the chosen command's module is imported."""
     parser = argparse.ArgumentParser(
         prog="reprokit", description="Executable bug write-ups: reproduce, capture, publish."
     )
@@ -34,14 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
-        module = importlib.import_module(module_name)
-        module.add_arguments(sub_parser)
-        sub_parser.set_defaults(_module=module)
+        if name == command:
+            module = importlib.import_module(module_name)
+            module.add_arguments(sub_parser)
+            sub_parser.set_defaults(_module=module)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(next((a for a in argv if a in COMMANDS), None))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
