@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sphinx.util import logging
 from sphinx.util.fileutil import copy_asset_file
 
 from reprokit import __version__
@@ -21,15 +22,26 @@ if TYPE_CHECKING:
     from sphinx.application import Sphinx
     from sphinx.util.typing import ExtensionMetadata
 
+logger = logging.getLogger(__name__)
+
 STATIC_DIR = Path(__file__).parent / "static"
 CSS_FILE = "reprokit.css"
 
 
 def _copy_static(app: Sphinx, exception: BaseException | None) -> None:
-    if exception is None and app.builder.format == "html":
-        destination = Path(app.outdir, "_static", CSS_FILE)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        copy_asset_file(STATIC_DIR / CSS_FILE, destination, force=True)
+    if exception is not None or app.builder.format != "html":
+        return
+    if not (STATIC_DIR / CSS_FILE).is_file():  # a wheel built without its package data
+        logger.warning(
+            "reprokit: %s is missing from the installed package; pages will lack its styles",
+            STATIC_DIR / CSS_FILE,
+            type="reprokit",
+            subtype="install",
+        )
+        return
+    destination = Path(app.outdir, "_static", CSS_FILE)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    copy_asset_file(STATIC_DIR / CSS_FILE, destination, force=True)
 
 
 def setup(app: Sphinx) -> ExtensionMetadata:
