@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "repro": ("reprokit.repro", "run the matrix: build envs, start servers, capture evidence"),
     "check": ("reprokit.check", "run every variant N times and count the verdicts"),
     "bisect": ("reprokit.bisect", "run the scenario on every release of a package in a range"),
+    "bench": ("reprokit.bench", "measure the speed targets and print them as ratios"),
     "serve": ("reprokit.serve", "run SecantusDB with the legacy wire gateway in front"),
     "publish": ("reprokit.publish", "commit the built site to the gh-pages branch and push it"),
 }
