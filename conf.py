@@ -75,6 +75,7 @@ html_baseurl = SITE_URL
 html_search_language = "zh"
 html_theme = "alabaster"
 html_static_path = ["_static"]
+html_favicon = "_static/favicon.svg"
 html_css_files = ["blog.css"]
 html_copy_source = False
 html_show_sourcelink = False
