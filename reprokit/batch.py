@@ -65,6 +65,12 @@ def run_variants(
     """
     labels = labels or [v.name for v in variants]
     jobs = jobs or min(len(variants), os.cpu_count() or 1)
+    external = os.environ.get("MONGODB_URI")
+    if external and matrix.scenario.server == "mongodb":
+        from reprokit.probe import probe_server
+
+        probe_server(external)  # one clear error up front, not one per variant
+        jobs = 1  # variants would seed and read the same external database
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="variant")
     try:
         futures = [

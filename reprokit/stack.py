@@ -48,7 +48,23 @@ def _tail(path: Path, lines: int = 15) -> str:
 def start_stack(
     workdir: Path, upstream: str | None = None, timeout: float = READY_TIMEOUT
 ) -> Stack:
-    """Start the server stack; return once it printed its ready line."""
+    """Start the server stack; return once it printed its ready line.
+
+    With `upstream` (MONGODB_URI), the server is probed first: a replica set
+    that still answers legacy queries is used directly, anything newer gets
+    the gateway in front.
+    """
+    if upstream:
+        from reprokit.probe import probe_server
+
+        facts = probe_server(upstream)
+        if facts.legacy_queries:
+            return Stack(
+                uri=upstream,
+                upstream=upstream,
+                server={"name": "MongoDB", "version": facts.version, "external": True},
+                gateway=False,
+            )
     log_path = workdir / "server.log"
     argv = [sys.executable, "-m", "reprokit", "serve", "--json"]
     if upstream:
@@ -79,10 +95,13 @@ def start_stack(
             raise ServerError(
                 f"the server stack printed an unexpected line: {line[:200]!r}"
             ) from None
+        server = dict(info.get("server", {}))
+        if upstream:
+            server["external"] = True
         return Stack(
             uri=info["uri"],
-            upstream=info["upstream"],
-            server=dict(info.get("server", {})),
+            upstream=upstream or info["upstream"],
+            server=server,
             gateway=bool(info.get("gateway", True)),
             proc=proc,
             log_path=log_path,
