@@ -197,7 +197,9 @@ def rewrite_source(text: str) -> tuple[str, dict[str, Any]]:
     # A draft stays out of the search index: `:nosearch:` takes the header's
     # first line (a header always has a blank line after it, so the field list
     # is closed before the title).
-    lead = ":nosearch:\n" + "\n" * (parsed.offset - 1) if not parsed.meta.get("public", True) else ""
+    lead = (
+        ":nosearch:\n" + "\n" * (parsed.offset - 1) if not parsed.meta.get("public", True) else ""
+    )
     lead = lead or "\n" * parsed.offset
     return lead + body + "\n\n" + post_directive(parsed.meta), parsed.meta
 
@@ -227,7 +229,9 @@ def _source_read(app: Any, docname: str, source: list[str]) -> None:
         )
 
 
-def _outdated(app: Any, env: Any, added: set[str], changed: set[str], removed: set[str]) -> list[str]:
+def _outdated(
+    app: Any, env: Any, added: set[str], changed: set[str], removed: set[str]
+) -> list[str]:
     return [name for name in env.__dict__.get(ERRORS_ATTR, {}) if name in env.found_docs]
 
 

@@ -186,7 +186,9 @@ def _ablog_catalog(app: Any) -> None:
         return
     target_dir = Path(app.doctreedir) / "ablog-locale"
     mo = target_dir / language / "LC_MESSAGES" / "sphinx.mo"
-    if not mo.is_file() or mo.stat().st_mtime < max(po.stat().st_mtime, Path(__file__).stat().st_mtime):
+    if not mo.is_file() or mo.stat().st_mtime < max(
+        po.stat().st_mtime, Path(__file__).stat().st_mtime
+    ):
         mo.parent.mkdir(parents=True, exist_ok=True)
         with po.open("rb") as handle:
             catalog = read_po(handle, locale=language)
@@ -199,7 +201,6 @@ def _ablog_catalog(app: Any) -> None:
             write_mo(out, catalog)
         os.replace(tmp, mo)
     app.add_message_catalog("sphinx", str(target_dir))
-
 
 
 def _is_html(app: Any) -> bool:
@@ -224,7 +225,7 @@ def _page_context(
         return
     app.__dict__.setdefault("reprokit_pages", set()).add(pagename)
     blog = _blog(app)
-    post = blog[pagename] if pagename in blog else None
+    post = blog[pagename] if pagename in blog else None  # noqa: SIM401 (Blog has no .get)
     description = app.config.blogsite_description or ""
     published = None
     tags: list[str] = []

@@ -77,7 +77,9 @@ def site_files(site: Path) -> dict[str, Path]:
             path = Path(dirpath, name)
             rel = path.relative_to(site).as_posix()
             if "\n" in rel or "\t" in rel:
-                raise PublishError(f"cannot publish a file whose name has a tab or newline: {rel!r}")
+                raise PublishError(
+                    f"cannot publish a file whose name has a tab or newline: {rel!r}"
+                )
             files[rel] = path
     return files
 
@@ -100,6 +102,7 @@ class Git:
         try:
             proc = subprocess.run(
                 ["git", *args],
+                check=False,
                 cwd=self.repo,
                 input=stdin,
                 capture_output=True,
@@ -193,11 +196,12 @@ def _site_warnings(files: Mapping[str, Path]) -> tuple[str, ...]:
     if index is None:
         return ("the site has no index.html at its root",)
     if PLACEHOLDER_HOST in index.read_text(encoding="utf-8", errors="replace"):
-        return (
+        message = (
             f"the site was built with the placeholder base URL ({PLACEHOLDER_HOST}); "
             "set SITE_URL to the published address and rebuild, or canonical links, "
-            "the feed and the sitemap will point there",
+            "the feed and the sitemap will point there"
         )
+        return (message,)
     return ()
 
 
@@ -266,9 +270,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--remote", default="origin", help="git remote name or URL (origin)")
     parser.add_argument("--branch", default="gh-pages", help="branch to publish to (gh-pages)")
     parser.add_argument("--site", type=Path, default=DEFAULT_SITE, help="built site directory")
-    parser.add_argument(
-        "--dry-run", action="store_true", help="only show which files would change"
-    )
+    parser.add_argument("--dry-run", action="store_true", help="only show which files would change")
     parser.add_argument("--message", default=None, help="commit message")
 
 
@@ -293,4 +295,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__: Sequence[str] = ("Plan", "Result", "compare", "publish", "site_files", "describe")
+__all__: Sequence[str] = ("Plan", "Result", "compare", "describe", "publish", "site_files")

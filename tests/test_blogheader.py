@@ -41,8 +41,7 @@ GOOD = [
     ),
     (
         "continued summary, CRLF, upper-case key and value",
-        "Public: YES\r\nsummary: first part\r\n  second part\r\ndate: 2015-05-20\r\n\r\n"
-        + TITLE,
+        "Public: YES\r\nsummary: first part\r\n  second part\r\ndate: 2015-05-20\r\n\r\n" + TITLE,
         {"public": True, "summary": "first part second part", "date": "2015-05-20"},
         5,
     ),
@@ -92,7 +91,10 @@ def test_parse_bad(name: str, text: str, line: int, words: str) -> None:
             ".. post:: 2015-05-20\n   :tags: a, b\n   :exclude:\n\n   Short.\n",
         ),
         ({"public": False, "date": "2015-05-20", "tags": ["a"]}, ".. post::\n   :tags: a\n"),
-        ({"date": "2015-05-20", "summary": "", "author": "Me"}, ".. post:: 2015-05-20\n   :author: Me\n"),
+        (
+            {"date": "2015-05-20", "summary": "", "author": "Me"},
+            ".. post:: 2015-05-20\n   :author: Me\n",
+        ),
     ],
 )
 def test_post_directive(meta: dict[str, object], expected: str) -> None:

@@ -47,8 +47,19 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert trace.is_file(), f"no evidence at {trace}: run `make repro` and commit it"
     out = tmp_path_factory.mktemp("site")
     proc = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-d", str(out / "doctrees"),
-         str(ROOT), str(out / "html")],
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-b",
+            "html",
+            "-q",
+            "-d",
+            str(out / "doctrees"),
+            str(ROOT),
+            str(out / "html"),
+        ],
+        check=False,
         capture_output=True,
         text=True,
         timeout=600,
@@ -58,7 +69,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib name)
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -99,7 +110,9 @@ def open_page(browser: Any, url: str, viewport: dict[str, int]) -> tuple[Any, li
     page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url}"))
     page.on(
         "response",
-        lambda resp: problems.append(f"HTTP {resp.status}: {resp.url}") if resp.status >= 400 else None,
+        lambda resp: (
+            problems.append(f"HTTP {resp.status}: {resp.url}") if resp.status >= 400 else None
+        ),
     )
     page.goto(url, wait_until="load")
     page.wait_for_load_state("networkidle")
