@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import bson
+from bson.raw_bson import RawBSONDocument
 
 from reprokit import wire
 from reprokit.wire import QueryFlags, ReplyFlags
@@ -142,6 +143,21 @@ def rewrite_hello(
     return out
 
 
+def read_batch(reply: Mapping[str, Any], field_name: str) -> wire.CursorBatch:
+    """The cursor of a find/getMore reply; a raw reply's documents are never decoded."""
+    cursor = reply.get("cursor")
+    if isinstance(cursor, RawBSONDocument):
+        try:
+            return wire.read_cursor(bytes(cursor.raw), field_name)
+        except wire.ProtocolError as exc:
+            raise UpstreamProtocolError(f"upstream cursor reply: {exc}") from exc
+    if not isinstance(cursor, Mapping):
+        raise UpstreamProtocolError("upstream reply has no cursor document")
+    docs = [wire.encode_document(d) for d in cursor.get(field_name) or ()]
+    raw = wire.RawDocs(len(docs), b"".join(docs))
+    return wire.CursorBatch(int(cursor.get("id") or 0), str(cursor.get("ns") or ""), raw)
+
+
 def last_write_from_reply(kind: str, reply: Mapping[str, Any]) -> LastWrite:
     """getLastError's view of a write command's reply."""
     if not reply.get("ok"):
@@ -240,7 +256,7 @@ class Translator:
     def _reply(
         self,
         response_to: int,
-        docs: Iterable[Mapping[str, Any]],
+        docs: Iterable[Mapping[str, Any]] | wire.RawDocs,
         *,
         cursor_id: int = 0,
         starting_from: int = 0,
@@ -251,7 +267,7 @@ class Translator:
         frame = wire.reply_bytes(
             request_id,
             response_to,
-            list(docs),
+            docs if isinstance(docs, wire.RawDocs) else list(docs),
             cursor_id=cursor_id,
             starting_from=starting_from,
             flags=flags,
@@ -487,12 +503,12 @@ class Translator:
         if not reply.get("ok"):
             self._failure(msg.request_id, *error_fields(reply))
             return
-        cursor = reply["cursor"]
-        cursor_id = int(cursor.get("id") or 0)
-        batch = list(cursor.get("firstBatch") or ())
+        batch = read_batch(reply, "firstBatch")
+        cursor_id = batch.cursor_id
         if cursor_id:
-            self.cursors[cursor_id] = CursorInfo(str(cursor.get("ns") or msg.namespace), len(batch))
-        self._reply(msg.request_id, batch, cursor_id=cursor_id, flags=QUERY_REPLY_FLAGS)
+            ns = batch.namespace or msg.namespace
+            self.cursors[cursor_id] = CursorInfo(ns, batch.documents.count)
+        self._reply(msg.request_id, batch.documents, cursor_id=cursor_id, flags=QUERY_REPLY_FLAGS)
         if msg.flags & QueryFlags.EXHAUST:
             yield from self._stream_exhaust(cursor_id, msg.namespace)
 
@@ -508,13 +524,16 @@ class Translator:
                 self.cursors.pop(cursor_id, None)
                 self._failure(previous, *error_fields(reply))
                 return
-            batch = list(reply["cursor"].get("nextBatch") or ())
+            batch = read_batch(reply, "nextBatch")
             start = info.returned
-            cursor_id = self._advance_cursor(
-                cursor_id, int(reply["cursor"].get("id") or 0), info, len(batch)
-            )
+            count = batch.documents.count
+            cursor_id = self._advance_cursor(cursor_id, batch.cursor_id, info, count)
             self._reply(
-                previous, batch, cursor_id=cursor_id, starting_from=start, flags=QUERY_REPLY_FLAGS
+                previous,
+                batch.documents,
+                cursor_id=cursor_id,
+                starting_from=start,
+                flags=QUERY_REPLY_FLAGS,
             )
 
     def _advance_cursor(self, old_id: int, new_id: int, info: CursorInfo, count: int) -> int:
@@ -543,16 +562,19 @@ class Translator:
             else:
                 self._failure(msg.request_id, errmsg, code)
             return
-        batch = list(reply["cursor"].get("nextBatch") or ())
+        batch = read_batch(reply, "nextBatch")
         start = info.returned
-        new_id = self._advance_cursor(
-            msg.cursor_id, int(reply["cursor"].get("id") or 0), info, len(batch)
-        )
+        count = batch.documents.count
+        new_id = self._advance_cursor(msg.cursor_id, batch.cursor_id, info, count)
         if new_id and msg.limit < 0:  # negative numberToReturn: this batch is the last
             yield from self._kill(msg.namespace, [new_id])
             new_id = 0
         self._reply(
-            msg.request_id, batch, cursor_id=new_id, starting_from=start, flags=QUERY_REPLY_FLAGS
+            msg.request_id,
+            batch.documents,
+            cursor_id=new_id,
+            starting_from=start,
+            flags=QUERY_REPLY_FLAGS,
         )
 
     def _handle_kill_cursors(self, cursor_ids: Iterable[int]) -> Handler:

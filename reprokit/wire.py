@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -546,24 +546,98 @@ def decode_message(
     return message
 
 
+@dataclass(frozen=True)
+class RawDocs:
+    """Documents already encoded back to back (a cursor batch passed through untouched)."""
+
+    count: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class CursorBatch:
+    cursor_id: int
+    namespace: str
+    documents: RawDocs
+
+
+# BSON element sizes after the key: fixed, or computed from the bytes at `pos`.
+_FIXED = {0x01: 8, 0x06: 0, 0x07: 12, 0x08: 1, 0x09: 8, 0x0A: 0, 0x10: 4, 0x11: 8, 0x12: 8}
+_FIXED.update({0x13: 16, 0x7F: 0, 0xFF: 0})
+
+
+def _element_end(data: bytes, kind: int, pos: int) -> int:
+    if kind in _FIXED:
+        return pos + _FIXED[kind]
+    if kind in (0x02, 0x0D, 0x0E):
+        return pos + 4 + int(_I32.unpack_from(data, pos)[0])
+    if kind in (0x03, 0x04, 0x0F):
+        return pos + int(_I32.unpack_from(data, pos)[0])
+    if kind == 0x05:
+        return pos + 5 + int(_I32.unpack_from(data, pos)[0])
+    if kind == 0x0B:
+        return data.index(b"\x00", data.index(b"\x00", pos) + 1) + 1
+    if kind == 0x0C:
+        return pos + 4 + int(_I32.unpack_from(data, pos)[0]) + 12
+    raise InvalidDocument(f"unknown BSON element type {kind:#x}")
+
+
+def _elements(data: bytes, start: int, end: int) -> Iterator[tuple[int, bytes, int, int]]:
+    """(type, key, value start, value end) for each element of the document at `start`."""
+    pos = start + 4
+    while pos < end - 1:
+        kind = data[pos]
+        key_end = data.index(b"\x00", pos + 1)
+        value_end = _element_end(data, kind, key_end + 1)
+        if value_end > end - 1:
+            raise BadLength("BSON element runs past its document")
+        yield kind, data[pos + 1 : key_end], key_end + 1, value_end
+        pos = value_end
+
+
+def read_cursor(raw: bytes, batch_field: str) -> CursorBatch:
+    """Read a reply's `cursor` subdocument without decoding its documents."""
+    cursor_id, namespace, docs = 0, "", RawDocs(0, b"")
+    field = batch_field.encode()
+    try:
+        for kind, key, start, end in _elements(raw, 0, len(raw)):
+            if key == b"id" and kind in (0x10, 0x12):
+                cursor_id = int((_I64 if kind == 0x12 else _I32).unpack_from(raw, start)[0])
+            elif key == b"ns" and kind == 0x02:
+                namespace = raw[start + 4 : end - 1].decode("utf-8")
+            elif key == field and kind == 0x04:
+                parts = []
+                for item_kind, _, item_start, item_end in _elements(raw, start, end):
+                    if item_kind != 0x03:
+                        raise InvalidDocument("a cursor batch holds a non-document")
+                    parts.append(raw[item_start:item_end])
+                docs = RawDocs(len(parts), b"".join(parts))
+    except (ValueError, IndexError, struct.error) as exc:
+        raise InvalidDocument(f"unreadable cursor document: {exc}") from exc
+    return CursorBatch(cursor_id, namespace, docs)
+
+
 def reply_bytes(
     request_id: int,
     response_to: int,
-    documents: Sequence[Document],
+    documents: Sequence[Document] | RawDocs,
     *,
     cursor_id: int = 0,
     starting_from: int = 0,
     flags: ReplyFlags = NO_REPLY_FLAGS,
 ) -> bytes:
-    """Build an OP_REPLY frame."""
-    return OpReply(
-        request_id, response_to, flags, cursor_id, starting_from, tuple(documents)
-    ).pack()
+    """Build an OP_REPLY frame; RawDocs are copied through without re-encoding."""
+    if isinstance(documents, RawDocs):
+        fixed = _REPLY_FIXED.pack(int(flags), cursor_id, starting_from, documents.count)
+        return _frame(OpCode.REPLY, request_id, response_to, fixed + documents.data)
+    docs = tuple(documents)
+    return OpReply(request_id, response_to, flags, cursor_id, starting_from, docs).pack()
 
 
 __all__ = [
     "DEFAULT_MAX_FRAME",
     "BadLength",
+    "CursorBatch",
     "DeleteFlags",
     "FrameSplitter",
     "Header",
@@ -582,6 +656,7 @@ __all__ = [
     "OpUpdate",
     "ProtocolError",
     "QueryFlags",
+    "RawDocs",
     "ReplyFlags",
     "TrailingBytes",
     "Truncated",
@@ -592,5 +667,6 @@ __all__ = [
     "decode_message",
     "encode_document",
     "parse_header",
+    "read_cursor",
     "reply_bytes",
 ]

@@ -309,3 +309,29 @@ def _mutate(rng: random.Random, frame: bytes) -> bytes:
         elif len(data) >= 4:
             struct.pack_into("<i", data, 0, rng.randint(-(2**31), 2**31 - 1))
     return bytes(data)
+
+
+@given(st.lists(documents, max_size=5), int64, names)
+@settings(max_examples=300, deadline=None)
+def test_read_cursor_copies_the_batch_documents_exactly(
+    docs: list[dict[str, Any]], cursor_id: int, ns: str
+) -> None:
+    raw = bson.encode({"firstBatch": docs, "id": bson.Int64(cursor_id), "ns": ns, "x": 1.5})
+    batch = wire.read_cursor(raw, "firstBatch")
+    assert batch.cursor_id == cursor_id and batch.namespace == ns
+    assert batch.documents == wire.RawDocs(len(docs), b"".join(bson.encode(d) for d in docs))
+
+
+@given(st.binary(max_size=120), st.lists(documents, max_size=3))
+@settings(max_examples=300, deadline=None)
+def test_read_cursor_on_damaged_bytes_fails_only_with_protocol_errors(
+    noise: bytes, docs: list[dict[str, Any]]
+) -> None:
+    raw = bytearray(bson.encode({"nextBatch": docs, "id": bson.Int64(3)}))
+    for i, b in enumerate(noise[: len(raw)]):
+        if b % 3 == 0:
+            raw[(i * 7) % len(raw)] = b
+    try:
+        wire.read_cursor(bytes(raw), "nextBatch")
+    except wire.ProtocolError:
+        pass
