@@ -36,7 +36,10 @@ def mongodb_uri():
         path = os.path.join(directory, "credentials.json")
         if os.path.exists(path):
             with open(path) as handle:
-                return json.load(handle).get("mongodb_uri")
+                data = json.load(handle)
+            if not isinstance(data, dict):
+                raise ValueError("%s does not hold a JSON object" % path)
+            return data.get("mongodb_uri")
     return None
 
 
@@ -67,8 +70,11 @@ class MainHandler(BaseHandler):
 class InsertHandler(BaseHandler):
     @gen.coroutine
     def get(self):
-        batches = int(self.get_argument("batches", "2"))
-        size = int(self.get_argument("size", "100"))
+        try:
+            batches = int(self.get_argument("batches", "2"))
+            size = int(self.get_argument("size", "100"))
+        except ValueError:
+            raise web.HTTPError(400, "batches and size must be integers")
         db = self.settings["db"]
         count = 0
         for _ in range(batches):
@@ -92,7 +98,7 @@ def main(argv=None):
     try:
         uri = mongodb_uri()
     except ValueError as exc:
-        print("app.py: credentials.json is not valid JSON: %s" % exc, file=sys.stderr)
+        print("app.py: credentials.json is not usable: %s" % exc, file=sys.stderr)
         return 2
     if not uri:
         print("app.py: no MongoDB URI: set MONGODB_URI or write "

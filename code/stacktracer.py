@@ -316,7 +316,7 @@ class _Tracer(threading.Thread):
                     elif not os.path.exists(self.path):
                         dump(self.path, "missing", None, self.ident)
             except Exception as exc:  # keep tracing; the host program must not notice
-                _complain(exc)
+                _complain("dump failed", exc)
             self.stopping.wait(STEP)
 
     def _dump_for_trigger(self):
@@ -328,13 +328,15 @@ class _Tracer(threading.Thread):
         dump(self.path, "trigger", content, self.ident)
         try:
             os.remove(self.trigger)
-        except OSError:
-            pass
+        except OSError as exc:
+            if os.path.exists(self.trigger):  # stop watching it, or we would dump every step
+                self.trigger = None
+                _complain("cannot delete the trigger file, no longer watching it", exc)
 
 
-def _complain(exc):
+def _complain(what, exc):
     try:
-        sys.stderr.write("stacktracer: dump failed: %s: %s\n" % (type(exc).__name__, exc))
+        sys.stderr.write("stacktracer: %s: %s: %s\n" % (what, type(exc).__name__, exc))
         sys.stderr.flush()
     except Exception:
         pass
@@ -348,6 +350,9 @@ def trace_start(path, interval=5.0, auto=True, trigger=None):
     appearance causes an immediate dump (checked every 50 ms).
     """
     json_path_for(path)  # validate early
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ValueError("the tracer's directory does not exist: %r" % (directory,))
     if interval <= 0:
         raise ValueError("interval must be positive, not %r" % (interval,))
     with _tracer_lock:

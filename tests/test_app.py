@@ -180,10 +180,11 @@ def test_refuses_to_start_without_a_uri(py_motor04: Path, tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-def test_refuses_a_broken_credentials_file(py_motor04: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("content", ['{"mongodb_uri": ', '["mongodb://x/"]'])
+def test_refuses_a_broken_credentials_file(py_motor04: Path, tmp_path: Path, content: str) -> None:
     if (CODE / "credentials.json").exists():
         pytest.skip("code/credentials.json exists on this machine")
-    (tmp_path / "credentials.json").write_text('{"mongodb_uri": ')
+    (tmp_path / "credentials.json").write_text(content)
     proc = subprocess.run(
         [py_motor04, APP],
         cwd=tmp_path,
@@ -194,7 +195,7 @@ def test_refuses_a_broken_credentials_file(py_motor04: Path, tmp_path: Path) -> 
         timeout=60,
     )
     assert proc.returncode == 2
-    assert proc.stderr.startswith("app.py: credentials.json is not valid JSON")
+    assert proc.stderr.startswith("app.py: credentials.json is not usable: ")
 
 
 @pytest.mark.slow
@@ -211,6 +212,7 @@ def test_starts_with_credentials_json_and_connects_lazily(
     assert _get(app.port, "/no-such-route")[0] == 404
     status, _, body = _get(app.port, "/doinsert?batches=0")  # a route that needs no server
     assert (status, body) == (200, "inserted 0")
+    assert _get(app.port, "/doinsert?batches=many")[0] == 400
     deadline = time.monotonic() + 10
     while not app.trace.with_suffix(".json").exists():
         assert time.monotonic() < deadline, "the tracer wrote nothing"

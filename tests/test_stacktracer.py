@@ -234,6 +234,24 @@ def test_trigger_dumps_within_300ms_and_is_deleted(st: ModuleType, tmp_path: Pat
         st.trace_stop()
 
 
+def test_a_trigger_that_cannot_be_deleted_is_dropped(
+    st: ModuleType, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # A non-empty directory: it exists, cannot be read as a file nor removed.
+    path, trigger = tmp_path / "trace.html", tmp_path / "stuck"
+    (trigger / "inside").mkdir(parents=True)
+    st.trace_start(str(path), interval=60, trigger=str(trigger))
+    try:
+        _wait_for(lambda: "no longer watching" in capfd.readouterr().err, 5, "a complaint")
+        time.sleep(0.1)
+        settled = json.loads(path.with_suffix(".json").read_text())
+        time.sleep(0.3)  # six more steps: no further dumps and no further complaints
+        assert json.loads(path.with_suffix(".json").read_text()) == settled
+        assert "stacktracer" not in capfd.readouterr().err
+    finally:
+        st.trace_stop()
+
+
 def test_stop_joins_and_is_idempotent_and_start_twice_fails(st: ModuleType, tmp_path: Path) -> None:
     st.trace_stop()  # not running: nothing to do
     st.trace_start(str(tmp_path / "a.html"), interval=60)
@@ -259,6 +277,8 @@ def test_bad_arguments_are_refused(st: ModuleType, tmp_path: Path) -> None:
         st.trace_start(str(tmp_path / "trace.json"))
     with pytest.raises(ValueError, match="interval"):
         st.trace_start(str(tmp_path / "trace.html"), interval=0)
+    with pytest.raises(ValueError, match="directory does not exist"):
+        st.trace_start(str(tmp_path / "missing" / "trace.html"))
     assert _tracer_threads() == []
     assert st.json_path_for("out/trace.html") == "out/trace.json"
     assert st.json_path_for("trace") == "trace.json"
@@ -346,9 +366,10 @@ def child_python(request: pytest.FixtureRequest) -> Path:
 
 
 def _readline(proc: subprocess.Popen[Any], timeout: float) -> str:
-    assert proc.stdout is not None
+    stream = proc.stdout
+    assert stream is not None
     result: list[str] = []
-    reader = threading.Thread(target=lambda: result.append(proc.stdout.readline()), daemon=True)
+    reader = threading.Thread(target=lambda: result.append(stream.readline()), daemon=True)
     reader.start()
     reader.join(timeout)
     assert result, f"no line from the child within {timeout}s"
