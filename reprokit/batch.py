@@ -12,19 +12,22 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reprokit import procs
-from reprokit.errors import ArtifactError, ReproError, UnexpectedVerdict
+from reprokit.errors import ArtifactError, ReproError, RunError, UnexpectedVerdict
 from reprokit.matrix import Matrix, Variant
 from reprokit.progress import Progress
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -77,6 +80,10 @@ def run_variants(
             pool.submit(_run_one, matrix, variant, label, cache, evidence, progress)
             for variant, label in zip(variants, labels, strict=True)
         ]
+        # Wait in short slices: a signal may be delivered to a worker thread,
+        # and the main thread only runs Python signal handlers when it wakes.
+        while not all(f.done() for f in futures):
+            wait(futures, timeout=0.1)
         return [future.result() for future in futures]
     except KeyboardInterrupt:
         procs.cancel()
@@ -140,11 +147,19 @@ def _run_one(
             from reprokit.artifacts import store_variant
 
             files = evidence_files(matrix, result, workdir)
+            procs.check_cancelled()  # an interrupted run stores nothing
             outcome.stored = store_variant(evidence, variant.name, files)
         say(f"{outcome.verdict}: {outcome.reason}")
     except ReproError as exc:
         outcome.error = exc
         say(f"failed: {str(exc).splitlines()[0]}")
+    except Exception as exc:  # noqa: BLE001 - one variant's bug must not hide the others
+        log.exception("variant %s failed unexpectedly", variant.name)
+        outcome.error = RunError(
+            f"unexpected {type(exc).__name__}: {exc}",
+            tip="this is a bug in reprokit; rerun with -v for the traceback",
+        )
+        say(f"failed: {outcome.error}")
     finally:
         if stack is not None:
             stack.stop()
@@ -206,7 +221,7 @@ def evidence_files(matrix: Matrix, result: Any, workdir: Path) -> dict[str, byte
         expected=result.variant.expect,
         reason=redactor.text(result.verdict.reason),
         project=project,
-        code_files=[str(p.relative_to(project)) for p in scenario.code_files],
+        code_files=[os.path.relpath(p, project) for p in scenario.code_files],
         timeline={
             "load_started": round(load_start, 4),
             "stall_at": round(load_start + stall, 4) if stall is not None else None,

@@ -183,9 +183,12 @@ def run(
 
 
 def install_signal_handlers() -> None:
-    """Turn SIGTERM into KeyboardInterrupt so `finally` blocks clean up on both."""
+    """Ctrl-C and SIGTERM: refuse new children at once, then raise KeyboardInterrupt
+    in the main thread so `finally` blocks clean up on both."""
 
-    def _raise(signum: int, frame: object) -> None:
+    def _interrupt(signum: int, frame: object) -> None:
+        cancel()
         raise KeyboardInterrupt(f"signal {signum}")
 
-    signal.signal(signal.SIGTERM, _raise)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)

@@ -29,6 +29,8 @@ from reprokit import procs
 from reprokit.classify import Outcome, Verdict, classify
 from reprokit.envs import Env
 from reprokit.matrix import LoadStep, Scenario, Variant
+from reprokit.errors import RunError, ServerError
+from reprokit.redact import redact_uri
 from reprokit.stack import Stack
 
 log = logging.getLogger(__name__)
@@ -120,6 +122,7 @@ def seed_database(stack: Stack, scenario: Scenario) -> None:
     if scenario.seed is None:
         return
     from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
 
     seed = scenario.seed
     rng = random.Random(66)
@@ -135,6 +138,11 @@ def seed_database(stack: Stack, scenario: Scenario) -> None:
                         for i in range(seed.documents)
                     ]
                 )
+    except PyMongoError as exc:
+        raise ServerError(
+            f"could not seed {seed.database}.{','.join(seed.collections)}: "
+            + redact_uri(str(exc)).split(" (configured")[0][:300]
+        ) from None
     finally:
         client.close()
 
@@ -293,6 +301,7 @@ def run_variant(
     sampler = _Sampler(stack.upstream, t0) if stack is not None else None
     if sampler is not None:
         sampler.start()
+    say("starting the app")
     app = _App(env, scenario, stack, workdir)
     capture: Capture | None = None
     stall_after: float | None = None

@@ -70,6 +70,9 @@ def render_timeline(record: dict[str, Any]) -> bytes:
                 where="post",
                 color="#6d4c41",
             )
+        else:
+            bottom.text(0.5, 0.5, "no server in this scenario", ha="center",
+                        va="center", transform=bottom.transAxes, color="#777777")  # fmt: skip
         bottom.set_ylabel("server\nconnections")
         bottom.set_xlabel("seconds since the first request")
         bottom.set_ylim(bottom=0)
@@ -77,7 +80,7 @@ def render_timeline(record: dict[str, Any]) -> bytes:
         colour = VERDICT_COLOURS.get(verdict, "#333333")
         stall = timeline.get("stall_at")
         for axis in (top, bottom):
-            axis.set_xlim(min(0.0, *(t - origin for t, _ in connections[:1])), horizon)
+            axis.set_xlim(min([0.0] + [t - origin for t, _ in connections[:1]]), horizon)
             axis.grid(alpha=0.3)
             if stall is not None:
                 axis.axvline(stall - origin, color=colour, linestyle="--", linewidth=1)
