@@ -153,7 +153,7 @@ def _run_one(
     except ReproError as exc:
         outcome.error = exc
         say(f"failed: {str(exc).splitlines()[0]}")
-    except Exception as exc:  # noqa: BLE001 - one variant's bug must not hide the others
+    except Exception as exc:
         log.exception("variant %s failed unexpectedly", variant.name)
         outcome.error = RunError(
             f"unexpected {type(exc).__name__}: {exc}",

@@ -170,7 +170,7 @@ def bench_repro(matrix: Any, cache: Path, report: Report) -> None:
     report.ratio("warm repro vs slowest variant", together, max(singles), 1.3)
 
 
-_STUBS = '''
+_STUBS = """
 from docutils.parsers.rst import Directive, directives
 
 class _Nothing(Directive):
@@ -186,7 +186,7 @@ def setup(app):
     for name in ("repro-trace", "repro-variants", "repro-timeline"):
         app.add_directive(name, _Nothing)
     return {"parallel_read_safe": True}
-'''
+"""
 
 
 def _sphinx(source: Path, out: Path, *extra: str) -> float:

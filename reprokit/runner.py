@@ -28,8 +28,8 @@ from typing import Any
 from reprokit import procs
 from reprokit.classify import Outcome, Verdict, classify
 from reprokit.envs import Env
+from reprokit.errors import ServerError
 from reprokit.matrix import LoadStep, Scenario, Variant
-from reprokit.errors import RunError, ServerError
 from reprokit.redact import redact_uri
 from reprokit.stack import Stack
 
