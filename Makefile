@@ -34,8 +34,8 @@ repro: $(STAMP) ## run the matrix and store fresh evidence (VARIANTS=a,b for a s
 repro-check: $(STAMP) ## run every variant N times (default 20) and count the verdicts
 	$(PY) -m reprokit check --matrix $(MATRIX) --runs $(N) $(if $(VARIANTS),--variants $(VARIANTS))
 
-bisect: $(STAMP) ## verdict for every release FROM..TO of the matrix's package (SAVE=1 keeps them)
-	$(PY) -m reprokit bisect --matrix $(MATRIX) $(PACKAGE) --from $(FROM) --to $(TO) $(if $(SAVE),--save)
+bisect: $(STAMP) ## verdict for every release FROM..TO (SAVE=1 stores evidence, ADD=1 adds variants)
+	$(PY) -m reprokit bisect --matrix $(MATRIX) $(PACKAGE) --from $(FROM) --to $(TO) $(if $(SAVE),--save) $(if $(ADD),--add-variants)
 
 html: $(STAMP) ## build the blog into _build/html
 	$(PY) -m sphinx -b html $(SPHINXOPTS) . _build/html

@@ -30,7 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="low", required=True, help="first release (inclusive)")
     parser.add_argument("--to", dest="high", required=True, help="last release (inclusive)")
     parser.add_argument(
-        "--save", action="store_true", help="store evidence and add the releases to the matrix"
+        "--save",
+        action="store_true",
+        help="store each release's evidence where the matrix's [bisect] evidence points",
+    )
+    parser.add_argument(
+        "--add-variants",
+        action="store_true",
+        help="append the releases the matrix lacks to it as variants expecting what was seen",
     )
 
 
@@ -153,7 +160,13 @@ def run(args: argparse.Namespace) -> int:
     procs.install_signal_handlers()
     progress.note(f"bisect: {package} {', '.join(releases)}")
     started = time.monotonic()
-    evidence = matrix.scenario.evidence if args.save else None
+    evidence = None
+    if args.save:
+        if matrix.bisect is None or matrix.bisect.evidence is None:
+            raise MatrixError(
+                f'{matrix.path}: --save needs `evidence = "..."` in the [bisect] table'
+            )
+        evidence = matrix.bisect.evidence
     outcomes = run_variants(
         matrix, variants, cache=args.cache, evidence=evidence, progress=progress, jobs=args.jobs
     )
@@ -177,7 +190,13 @@ def run(args: argparse.Namespace) -> int:
     progress.note("\n" + table(rows) + "\n")
     for line in summarize(package, results):
         progress.note(line)
-    if args.save:
+    if evidence is not None:
+        stored = [v.name for v, o in zip(variants, outcomes, strict=True) if o.stored]
+        write_index(
+            evidence, matrix.scenario.name, f"{matrix.scenario.title}: {package} releases", stored
+        )
+        progress.note(f"stored the evidence of {len(stored)} release(s) in {evidence}")
+    if args.add_variants:
         declared = {v.name for v in matrix.variants}
         new = [
             (v, o.verdict)
@@ -186,14 +205,7 @@ def run(args: argparse.Namespace) -> int:
         ]
         if new:
             append_variants(matrix.path, new)
-            progress.note(f"added {len(new)} variant(s) to {matrix.path}")
-        updated = load_matrix(matrix.path)
-        write_index(
-            updated.scenario.evidence,
-            updated.scenario.name,
-            updated.scenario.title,
-            [v.name for v in updated.variants],
-        )
+        progress.note(f"added {len(new)} variant(s) to {matrix.path}")
     progress.note(f"bisect: {len(variants)} release(s) in {time.monotonic() - started:.1f}s")
     for outcome in outcomes:
         if outcome.error is not None:

@@ -82,6 +82,7 @@ class Bisect:
     package: str
     python: str
     pins: tuple[BisectPins, ...] = ()
+    evidence: Path | None = None  # where `bisect --save` stores each release's evidence
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,7 @@ def parse_matrix(text: str, path: Path) -> Matrix:
 def _parse_bisect(reader: _Reader) -> Bisect:
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-    reader.check_keys({"package", "python", "pins"})
+    reader.check_keys({"package", "python", "pins", "evidence"})
     rules = []
     for index, table in enumerate(reader.get("pins", list, []), 1):
         rule = _Reader(reader.path, reader.text, table, f"[[bisect.pins]] #{index}",
@@ -253,10 +254,12 @@ def _parse_bisect(reader: _Reader) -> Bisect:
         except InvalidSpecifier:
             raise rule.fail("versions", f"{versions!r} is not a version specifier") from None
         rules.append(BisectPins(versions=versions, requirements=_pins(rule, "requirements")))
+    evidence = reader.get("evidence", str, None)
     return Bisect(
         package=reader.get("package", str),
         python=reader.get("python", str, "2.7"),
         pins=tuple(rules),
+        evidence=(reader.path.parent / evidence).resolve() if evidence else None,
     )
 
 
