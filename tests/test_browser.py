@@ -161,11 +161,21 @@ def test_post_on_desktop(browser: Any, server: str) -> None:
                         .filter(c => c !== getComputedStyle(b).color)"""
             )
             assert len(colours) > 10 and len(set(colours)) >= 2, colours[:5]
-        table = page.locator("table.repro-variants")
-        assert table.is_visible()
-        rows = table.inner_text()
+        tables = page.locator("table.repro-variants")
+        assert tables.count() == 2  # the two variants, then every release
+        variants, releases = tables.nth(0), tables.nth(1)
+        assert variants.is_visible() and releases.is_visible()
+        rows = variants.inner_text()
         for word in ("motor-0.4", "motor-0.4.1", "deadlock", "ok", "0.4.1", "2.8"):
             assert word in rows
+        rows = releases.inner_text()
+        for word in ("motor-0.3", "motor-0.3.4", "2.7.1", "motor-0.5"):
+            assert word in rows
+        assert rows.count("deadlock") == 2  # 0.4's verdict and its expectation
+        timelines = page.locator("img.repro-timeline-image")
+        assert timelines.count() == 2
+        for index in range(2):
+            assert timelines.nth(index).evaluate("i => i.complete && i.naturalWidth > 0")
         assert page.locator("div.literal-block-wrapper").count() >= 2  # code from code/
         assert page.title().startswith("Motor 0.4 的死锁")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -87,7 +87,7 @@ def verdict_badge(verdict: str, expected: str | None = None) -> nodes.inline:
     """The verdict as a word with classes for colour (readable without it too)."""
     slug = _SLUG.sub("-", verdict.lower()).strip("-") or "unknown"
     classes = ["repro-verdict", f"repro-verdict-{slug}"]
-    if expected is not None and expected != verdict:
+    if expected and expected != verdict:  # no expectation (a bisect run) is not a surprise
         classes.append("repro-verdict-unexpected")
     return nodes.inline(verdict, verdict, classes=classes)
 

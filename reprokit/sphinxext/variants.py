@@ -112,7 +112,9 @@ def resolve_variants(node: repro_pending, ctx: Context) -> Resolved:
         runs.append(run)
     packages: list[str] = node.get("packages") or _pinned_names(runs)
 
-    headers = ["Variant", "Python", *packages, "Server", "Verdict", "Expected"]
+    # The verdict comes right after the name: on a narrow page the table
+    # scrolls sideways, and what a reader wants first must not scroll away.
+    headers = ["Variant", "Verdict", "Expected", "Python", *packages, "Server"]
     headers += ["Time to verdict", "Captured"]
     table = nodes.table(classes=["repro-variants", "colwidths-auto"])
     if node.children:
@@ -125,13 +127,15 @@ def resolve_variants(node: repro_pending, ctx: Context) -> Resolved:
             cells = [_entry(variant), *(_entry(DASH) for _ in headers[1:])]
             cells[headers.index("Verdict")] = _entry(missing)
         else:
+            server = _entry(_server(run))
+            server["classes"].append("repro-col-server")
             cells = [
                 _entry(variant),
-                _entry(run.python or DASH),
-                *(_entry(_version(run, p)) for p in packages),
-                _entry(_server(run)),
                 _entry(verdict_badge(run.verdict, run.expected)),
                 _entry(run.expected or DASH),
+                _entry(run.python or DASH),
+                *(_entry(_version(run, p)) for p in packages),
+                server,
                 _entry(format_seconds(run.time_to_verdict)),
                 _entry(format_date(run.captured_at)),
             ]
