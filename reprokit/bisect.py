@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         rows.append(
             (
                 release,
-                outcome.verdict if outcome.error is None else "no verdict",
+                (outcome.verdict if outcome.error is None else None) or "no verdict",
                 f"{outcome.time_to_verdict:.2f}s" if outcome.time_to_verdict else "-",
                 " ".join(
                     p

@@ -153,10 +153,13 @@ def ensure_env(
     with _locked(cache_root / ".locks" / f"{spec.name}-{key}.lock"):
         record = _read_record(path)
         reused = record is not None and _env_python(path).exists()
-        if not reused:
+        if record is None or not reused:
             _build(spec, interp, path, cache_root, say)
             record = _read_record(path)
-            assert record is not None
+            if record is None:
+                raise EnvironmentBuildError(
+                    f"variant {spec.name!r}: {path / RECORD} was not written"
+                )
             _prune_siblings(spec.name, path, cache_root)
     packages = record.get("packages", {})
     return Env(

@@ -264,14 +264,18 @@ class _App:
         return data if isinstance(data, dict) else None
 
     def _read_html_after(self, stacks: dict[str, Any], deadline: float) -> str | None:
-        # The tracer renames the JSON twin first and the HTML right after.
-        json_mtime = self.trace_json.stat().st_mtime_ns
+        # The tracer renames the JSON twin, then the HTML, and deletes the
+        # trigger file last: once the trigger is gone the pair is complete.
+        # The HTML names its dump's sequence number, which must match.
+        marker = f'data-sequence="{stacks.get("sequence")}"'
         while time.monotonic() < deadline:
-            try:
-                if self.trace_html.stat().st_mtime_ns >= json_mtime:
-                    return self.trace_html.read_text(encoding="utf-8")
-            except OSError:
-                pass
+            if not self.trigger.exists():
+                try:
+                    html = self.trace_html.read_text(encoding="utf-8")
+                except OSError:
+                    html = ""
+                if marker in html:
+                    return html
             time.sleep(POLL / 2)
         return None
 
