@@ -141,5 +141,16 @@ _CLEANER = nh3.Cleaner(
 
 
 def sanitize_trace_html(html: str) -> str:
-    """Return `html` reduced to the trace allowlist (safe to embed in any page)."""
-    return _CLEANER.clean(html)
+    """Return `html` reduced to the trace allowlist (safe to embed in any page).
+
+    The HTML5 parser may restructure invalid nesting (an <h4> inside an <h4>)
+    differently on a second pass, so cleaning repeats until nothing changes:
+    storing and embedding then give the same bytes.
+    """
+    cleaned = _CLEANER.clean(html)
+    for _ in range(5):
+        again = _CLEANER.clean(cleaned)
+        if again == cleaned:
+            return cleaned
+        cleaned = again
+    return cleaned
