@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -87,11 +86,11 @@ def _classic_tick_run(matrix: Any, variant: Any, cache: Path) -> float | None:
     """Run the app with only the tracer's own 5 s timer; time until a dump shows the hang."""
     import http.client
     import threading
+    import urllib.parse
 
-    from reprokit import procs
     from reprokit.classify import innermost, main_thread
     from reprokit.envs import EnvSpec, ensure_env
-    from reprokit.runner import seed_database
+    from reprokit.runner import App, StartupFailed, seed_database
     from reprokit.stack import start_stack
 
     scenario = matrix.scenario
@@ -101,32 +100,17 @@ def _classic_tick_run(matrix: Any, variant: Any, cache: Path) -> float | None:
     app = None
     try:
         seed_database(stack, scenario)
-        log = workdir / "app.log"
-        child_env = dict(os.environ)
-        child_env.update(
-            MONGODB_URI=stack.uri,
-            STACKTRACER_PATH=str(workdir / "trace.html"),
-            STACKTRACER_INTERVAL="5",
-            PYTHONUNBUFFERED="1",
-        )
-        with open(log, "wb") as handle:
-            app = procs.spawn(
-                [env.python, scenario.app, *scenario.args],
-                cwd=workdir, env=child_env, stdout=handle, stderr=handle,
-            )  # fmt: skip
-        deadline = time.monotonic() + scenario.startup_timeout
-        url = None
-        while url is None and time.monotonic() < deadline:
-            match = re.search(scenario.ready, log.read_text(errors="replace"))
-            url = match.group("url") if match else None
-            time.sleep(0.01)
-        if url is None:
+        # The classic setup: the tracer's own 5 s timer and nothing else.
+        app = App(env, scenario, stack, workdir, interval=5.0, triggered=False)
+        try:
+            url = app.wait_ready(scenario.ready, scenario.startup_timeout)
+        except StartupFailed:
             return None
-        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        parts = urllib.parse.urlsplit(url)
         step = scenario.load[0]
 
         def fetch() -> None:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+            conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=15)
             try:
                 conn.request("GET", step.path)
                 conn.getresponse().read()
@@ -138,10 +122,9 @@ def _classic_tick_run(matrix: Any, variant: Any, cache: Path) -> float | None:
         start = time.monotonic()
         for _ in range(step.concurrency):
             threading.Thread(target=fetch, daemon=True).start()
-        trace = workdir / "trace.json"
         while time.monotonic() - start < 12:
             try:
-                stacks = json.loads(trace.read_text())
+                stacks = json.loads(app.trace_json.read_text())
             except (OSError, ValueError):
                 stacks = None
             frame = innermost(main_thread(stacks)) if stacks else None
@@ -151,7 +134,7 @@ def _classic_tick_run(matrix: Any, variant: Any, cache: Path) -> float | None:
         return None
     finally:
         if app is not None:
-            procs.shutdown(app, interrupt_timeout=0)
+            app.stop(hung=True)
         stack.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reprokit import procs
+from reprokit.artifacts import dumps, write_atomic
 from reprokit.errors import EnvironmentBuildError
 from reprokit.interpreters import Interpreter, find_interpreter
 
@@ -88,12 +89,6 @@ def _read_record(path: Path) -> dict[str, object] | None:
     if not isinstance(record, dict) or record.get("schema") != RECORD_SCHEMA:
         return None
     return record
-
-
-def _write_json_atomic(path: Path, data: object) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def _env_python(path: Path) -> Path:
@@ -217,17 +212,19 @@ def _build(spec: EnvSpec, interp: Interpreter, path: Path, cache_root: Path, say
                 tip="check the pins in the matrix file (`pip index versions NAME` lists releases)",
             )
         packages = _freeze(_env_python(path))
-        _write_json_atomic(
+        write_atomic(
             path / RECORD,
-            {
-                "schema": RECORD_SCHEMA,
-                "name": spec.name,
-                "python_version": interp.version,
-                "interpreter": str(interp.executable),
-                "requirements": list(spec.requirements),
-                "packages": packages,
-                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            },
+            dumps(
+                {
+                    "schema": RECORD_SCHEMA,
+                    "name": spec.name,
+                    "python_version": interp.version,
+                    "interpreter": str(interp.executable),
+                    "requirements": list(spec.requirements),
+                    "packages": packages,
+                    "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                }
+            ),
         )
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)

@@ -179,10 +179,19 @@ def _check(step: LoadStep, request: Request) -> str | None:
     return None
 
 
-class _App:
+class App:
     """The app under test: a process group, its log file, its tracer files."""
 
-    def __init__(self, env: Env, scenario: Scenario, stack: Stack | None, workdir: Path) -> None:
+    def __init__(
+        self,
+        env: Env,
+        scenario: Scenario,
+        stack: Stack | None,
+        workdir: Path,
+        *,
+        interval: float = TRACER_INTERVAL,
+        triggered: bool = True,
+    ) -> None:
         self.workdir = workdir
         self.log_path = workdir / "app.log"
         self.trace_html = workdir / "trace.html"
@@ -194,10 +203,11 @@ class _App:
                 "PYTHONUNBUFFERED": "1",
                 "PYTHONDONTWRITEBYTECODE": "1",
                 "STACKTRACER_PATH": str(self.trace_html),
-                "STACKTRACER_INTERVAL": str(TRACER_INTERVAL),
-                "STACKTRACER_TRIGGER": str(self.trigger),
+                "STACKTRACER_INTERVAL": str(interval),
             }
         )
+        if triggered:
+            child_env["STACKTRACER_TRIGGER"] = str(self.trigger)
         if stack is not None:
             child_env["MONGODB_URI"] = stack.uri
         child_env.update(dict(scenario.env))
@@ -220,7 +230,7 @@ class _App:
         return "\n".join(self.log_text().strip().splitlines()[-lines:])
 
     def wait_ready(self, pattern: str, timeout: float) -> str:
-        """The URL the app announced; raises _StartupFailed with a reason."""
+        """The URL the app announced; raises StartupFailed with a reason."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -228,11 +238,11 @@ class _App:
             if match:
                 return match.group("url")
             if self.proc.poll() is not None:
-                raise _StartupFailed(
+                raise StartupFailed(
                     f"it exited with status {self.proc.returncode}:\n{self.log_tail()}"
                 )
             time.sleep(POLL)
-        raise _StartupFailed(
+        raise StartupFailed(
             f"it printed nothing matching {pattern!r} within {timeout:.0f}s:\n{self.log_tail()}"
         )
 
@@ -284,7 +294,7 @@ class _App:
         procs.shutdown(self.proc, interrupt_timeout=0 if hung else 1.0, terminate_timeout=2.0)
 
 
-class _StartupFailed(Exception):
+class StartupFailed(Exception):
     pass
 
 
@@ -306,7 +316,7 @@ def run_variant(
     if sampler is not None:
         sampler.start()
     say("starting the app")
-    app = _App(env, scenario, stack, workdir)
+    app = App(env, scenario, stack, workdir)
     capture: Capture | None = None
     stall_after: float | None = None
     stalled = False
@@ -316,7 +326,7 @@ def run_variant(
     try:
         try:
             url = app.wait_ready(scenario.ready, scenario.startup_timeout)
-        except _StartupFailed as exc:
+        except StartupFailed as exc:
             startup_error = str(exc)
             url = ""
         load_start = time.monotonic()
@@ -387,7 +397,7 @@ def run_variant(
 
 
 def _watch(
-    app: _App, batch: list[Request], scenario: Scenario, t0: float, load_start: float
+    app: App, batch: list[Request], scenario: Scenario, t0: float, load_start: float
 ) -> tuple[bool, int | None]:
     """Wait for a step's requests; return (stalled, app exit status)."""
     step_start = time.monotonic()
