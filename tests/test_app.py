@@ -14,6 +14,7 @@ import json
 import os
 import py_compile
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -153,6 +154,14 @@ def _where(frame: dict[str, Any]) -> tuple[str, int, str, str]:
     return short, frame["line"], frame["function"], frame["source"]
 
 
+def _isolated_app(tmp_path: Path) -> Path:
+    """A copy of code/ in tmp_path, so a developer's own code/credentials.json
+    (ignored by git) cannot change what the app finds."""
+    for name in ("app.py", "stacktracer.py"):
+        shutil.copy(CODE / name, tmp_path / name)
+    return tmp_path / "app.py"
+
+
 def test_app_source_compiles_on_this_python(tmp_path: Path) -> None:
     # Motor 0.4.x cannot be installed on Python 3 here (its sdist needs
     # distribute_setup), so on Python 3 the app is only compiled.
@@ -162,10 +171,9 @@ def test_app_source_compiles_on_this_python(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_refuses_to_start_without_a_uri(py_motor04: Path, tmp_path: Path) -> None:
-    if (CODE / "credentials.json").exists():
-        pytest.skip("code/credentials.json exists on this machine")
+    app = _isolated_app(tmp_path)
     proc = subprocess.run(
-        [py_motor04, APP, "--port", "0"],
+        [py_motor04, app, "--port", "0"],
         cwd=tmp_path,
         env=_clean_env(),
         check=False,
@@ -182,11 +190,10 @@ def test_refuses_to_start_without_a_uri(py_motor04: Path, tmp_path: Path) -> Non
 @pytest.mark.slow
 @pytest.mark.parametrize("content", ['{"mongodb_uri": ', '["mongodb://x/"]'])
 def test_refuses_a_broken_credentials_file(py_motor04: Path, tmp_path: Path, content: str) -> None:
-    if (CODE / "credentials.json").exists():
-        pytest.skip("code/credentials.json exists on this machine")
+    app = _isolated_app(tmp_path)
     (tmp_path / "credentials.json").write_text(content)
     proc = subprocess.run(
-        [py_motor04, APP],
+        [py_motor04, app],
         cwd=tmp_path,
         env=_clean_env(),
         check=False,

@@ -409,7 +409,7 @@ def chromium() -> str:
         path = shutil.which(name)
         if path:
             return path
-    pytest.skip("no Chromium on PATH (apt-get install chromium)")
+    raise AssertionError("no Chromium on PATH: apt-get install chromium (.ci/run does)")
 
 
 def dump_dom(browser: str, url: str, width: int, profile: Path) -> str:
