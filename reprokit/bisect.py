@@ -207,7 +207,6 @@ def run(args: argparse.Namespace) -> int:
             append_variants(matrix.path, new)
         progress.note(f"added {len(new)} variant(s) to {matrix.path}")
     progress.note(f"bisect: {len(variants)} release(s) in {time.monotonic() - started:.1f}s")
-    for outcome in outcomes:
-        if outcome.error is not None:
-            print(f"error: {outcome.name}: {outcome.error}", file=sys.stderr)
-    return 1 if any(o.error is not None for o in outcomes) else 0
+    from reprokit.repro import report_failures
+
+    return report_failures(outcomes)

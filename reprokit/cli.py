@@ -11,6 +11,7 @@ import sys
 
 from reprokit import __version__
 from reprokit.errors import ReproError
+from reprokit.redact import redact_uri
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -43,6 +44,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _redact_record(record: logging.LogRecord) -> bool:
+    """Logging filter: no mongodb:// credentials in any log line."""
+    record.msg = redact_uri(record.getMessage())
+    record.args = None
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(next((a for a in argv if a in COMMANDS), None))
@@ -51,12 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_redact_record)
     try:
         return int(args._module.run(args) or 0)
     except ReproError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_uri(str(exc))}", file=sys.stderr)
         if exc.tip:
-            print(f"tip: {exc.tip}", file=sys.stderr)
+            print(f"tip: {redact_uri(exc.tip)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

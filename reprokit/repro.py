@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from reprokit.errors import ReproError
+from reprokit.redact import redact_uri
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,9 +41,9 @@ def report_failures(outcomes: list) -> int:  # type: ignore[type-arg]
     failed = [o for o in outcomes if not o.as_expected]
     for outcome in failed:
         error = outcome.error
-        print(f"error: {outcome.name}: {error}", file=sys.stderr)
+        print(f"error: {outcome.name}: {redact_uri(str(error))}", file=sys.stderr)
         if error is not None and error.tip:
-            print(f"tip: {error.tip}", file=sys.stderr)
+            print(f"tip: {redact_uri(error.tip)}", file=sys.stderr)
     return 1 if failed else 0
 
 
