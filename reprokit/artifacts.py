@@ -127,6 +127,11 @@ def redactor_for(*, project: Path, venv: Path, interpreter: Path | None, workdir
         str(workdir.resolve()): "<tmp>",
         str(Path.home()): "<home>",
     }
+    # The longest prefix wins, so the venv's packages read as <site-packages>/...:
+    # trace lines stay short enough to read without scrolling.
+    for site in (*venv.glob("lib/python*/site-packages"), *venv.glob("Lib/site-packages")):
+        prefixes[str(site)] = "<site-packages>"
+        prefixes[str(site.resolve())] = "<site-packages>"
     if interpreter is not None:
         # .../versions/2.7.18/bin/python2.7 -> .../versions/2.7.18
         base = interpreter.resolve().parent.parent

@@ -66,7 +66,15 @@ def run_variants(
     `labels` names the progress line of each entry (for repeated runs of one
     variant); it defaults to the variant names.
     """
+    from reprokit.interpreters import find_interpreter
+
     labels = labels or [v.name for v in variants]
+    # What can be checked before anything runs is checked first, so a missing
+    # interpreter stops the whole run instead of one variant among others.
+    for python in sorted({v.python for v in variants}):
+        find_interpreter(python)
+    if evidence is not None:
+        check_writable(evidence)
     jobs = jobs or min(len(variants), os.cpu_count() or 1)
     external = os.environ.get("MONGODB_URI")
     if external and matrix.scenario.server == "mongodb":
@@ -91,6 +99,19 @@ def run_variants(
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def check_writable(directory: Path) -> None:
+    """Fail before a run, not after it, if evidence could not be stored."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-")  # noqa: SIM115
+        probe.close()
+    except OSError as exc:
+        raise ArtifactError(
+            f"cannot write evidence to {directory}: {exc.strerror or exc}",
+            tip="make the directory writable, or pass --evidence DIR",
+        ) from None
 
 
 def _run_one(
@@ -138,8 +159,12 @@ def _run_one(
             outcome.time_to_evidence = result.capture.written_at - result.capture.requested_at
         if outcome.expected is not None and outcome.verdict != outcome.expected:
             tail = "\n".join(result.app_log.strip().splitlines()[-10:])
+            from reprokit.artifacts import project_root
+            from reprokit.redact import Redactor
+
+            shown = Redactor({str(project_root(matrix.path.parent)): "<project>"})
             raise UnexpectedVerdict(
-                f"expected {outcome.expected}, saw {outcome.verdict}: {outcome.reason}"
+                f"expected {outcome.expected}, saw {outcome.verdict}: {shown.text(outcome.reason)}"
                 + (f"\napp log (last lines):\n{tail}" if tail else ""),
                 tip="the previous evidence was kept; rerun with -v for details",
             )
@@ -151,8 +176,13 @@ def _run_one(
             outcome.stored = store_variant(evidence, variant.name, files)
         say(f"{outcome.verdict}: {outcome.reason}")
     except ReproError as exc:
-        outcome.error = exc
-        say(f"failed: {str(exc).splitlines()[0]}")
+        if procs.cancelled():
+            # Whatever broke, it broke because the run was stopped.
+            outcome.error = procs.Cancelled("interrupted")
+            say("interrupted")
+        else:
+            outcome.error = exc
+            say(f"failed: {str(exc).splitlines()[0]}")
     except Exception as exc:
         log.exception("variant %s failed unexpectedly", variant.name)
         outcome.error = RunError(

@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     from reprokit.artifacts import write_index
     from reprokit.batch import run_variants
     from reprokit.matrix import load_matrix
-    from reprokit.progress import Progress, table
+    from reprokit.progress import Progress, project_redactor, table
 
     matrix = load_matrix(args.matrix)
     package = args.package or (matrix.bisect.package if matrix.bisect else None)
@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     if not releases:
         raise ReproError(f"no release of {package} between {args.low} and {args.high}")
     variants = release_variants(matrix, package, releases)
-    progress = Progress([v.name for v in variants])
+    progress = Progress([v.name for v in variants], project_redactor(matrix))
     procs.install_signal_handlers()
     progress.note(f"bisect: {package} {', '.join(releases)}")
     started = time.monotonic()

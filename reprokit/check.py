@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from reprokit import procs
     from reprokit.batch import run_variants
     from reprokit.matrix import load_matrix
-    from reprokit.progress import Progress, table
+    from reprokit.progress import Progress, project_redactor, table
 
     if args.runs < 1:
         raise ReproError("--runs must be at least 1")
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     queue = [v for _ in range(args.runs) for v in variants]
     labels = [f"{v.name}#{i // len(variants) + 1}" for i, v in enumerate(queue)]
     # One live line per variant, not per run: the label's run number changes.
-    progress = Progress([v.name for v in variants])
+    progress = Progress([v.name for v in variants], project_redactor(matrix))
     procs.install_signal_handlers()
     progress.note(f"check: {len(variants)} variant(s) x {args.runs} run(s)")
     started = time.monotonic()

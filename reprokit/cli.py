@@ -69,5 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"tip: {redact_uri(exc.tip)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
+        from reprokit import procs
+
         print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        # 130 for Ctrl-C, 143 for SIGTERM: the shell's convention, 128 + signal.
+        return 128 + procs.last_signal if procs.last_signal else EXIT_INTERRUPTED

@@ -38,7 +38,14 @@ def first_host(uri: str) -> tuple[str, int]:
         name, _, rest = host[1:].partition("]")
         return name, int(rest.lstrip(":") or 27017)
     name, sep, port = host.rpartition(":")
-    return (name, int(port)) if sep else (host, 27017)
+    if not sep:
+        return host, 27017
+    if not port.isdigit():
+        raise ServerError(
+            f"MONGODB_URI {redact_uri(uri)} has a port that is not a number: {port!r}",
+            tip="e.g. MONGODB_URI='mongodb://127.0.0.1:27017/?replicaSet=rs0'",
+        )
+    return name, int(port)
 
 
 def legacy_query_works(host: str, port: int, timeout: float = PROBE_TIMEOUT) -> bool:
@@ -72,13 +79,31 @@ def legacy_query_works(host: str, port: int, timeout: float = PROBE_TIMEOUT) -> 
 def probe_server(uri: str, timeout: float = PROBE_TIMEOUT) -> ServerFacts:
     """Ask the server at `uri`; ServerError with a tip if it is unreachable or unfit."""
     from pymongo import MongoClient
-    from pymongo.errors import PyMongoError
+    from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
 
     shown = redact_uri(uri)
     host, port = first_host(uri)
-    client: Any = MongoClient(
-        host, port, directConnection=True, serverSelectionTimeoutMS=int(timeout * 1000)
-    )
+    try:
+        # The URI itself, so its credentials and options are checked too; one
+        # member, directly, so a replica-set name mismatch is not a timeout.
+        client: Any = MongoClient(
+            uri, directConnection=True, serverSelectionTimeoutMS=int(timeout * 1000)
+        )
+    except (ConfigurationError, ValueError) as exc:
+        raise ServerError(
+            f"MONGODB_URI {shown} is not a valid MongoDB URI: {redact_uri(str(exc))}",
+            tip="percent-encode special characters in the user name and password",
+        ) from None
+    try:
+        client.admin.command("ping")
+    except OperationFailure as exc:
+        client.close()
+        raise ServerError(
+            f"MONGODB_URI {shown} was refused: {redact_uri(str(exc.details.get('errmsg', exc)) if exc.details else str(exc))}",
+            tip="check the user name, password and authSource in the URI",
+        ) from None
+    except PyMongoError:
+        pass  # reported below, with the reachability message
     try:
         hello = client.admin.command("hello")
         version = str(client.admin.command("buildInfo").get("version", "?"))

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 _live: set[subprocess.Popen[Any]] = set()
 _live_lock = threading.Lock()
 _cancelled = threading.Event()
+last_signal: int | None = None  # the signal that interrupted the run, if any
 
 
 class Cancelled(ReproError):
@@ -35,6 +36,10 @@ class Cancelled(ReproError):
 def cancel() -> None:
     """Refuse every later spawn: set when the user interrupts a run."""
     _cancelled.set()
+
+
+def cancelled() -> bool:
+    return _cancelled.is_set()
 
 
 def check_cancelled() -> None:
@@ -187,6 +192,8 @@ def install_signal_handlers() -> None:
     in the main thread so `finally` blocks clean up on both."""
 
     def _interrupt(signum: int, frame: object) -> None:
+        global last_signal
+        last_signal = signum
         cancel()
         raise KeyboardInterrupt(f"signal {signum}")
 

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from reprokit.redact import Redactor
 
@@ -72,3 +72,10 @@ def table(rows: Sequence[Sequence[str]]) -> str:
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in rows
     )
+
+
+def project_redactor(matrix: Any) -> Redactor:
+    """Shows paths inside the project as <project>/..., on the terminal too."""
+    from reprokit.artifacts import project_root
+
+    return Redactor({str(project_root(matrix.path.parent)): "<project>"})

@@ -49,11 +49,10 @@ def report_failures(outcomes: list) -> int:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     from reprokit import procs
-    from reprokit.artifacts import project_root, write_index
+    from reprokit.artifacts import write_index
     from reprokit.batch import run_variants
     from reprokit.matrix import load_matrix
-    from reprokit.progress import Progress, table
-    from reprokit.redact import Redactor
+    from reprokit.progress import Progress, project_redactor, table
 
     matrix = load_matrix(args.matrix)
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
@@ -61,8 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 0:
         raise ReproError("--jobs must be 0 (one per CPU) or more")
     evidence = (args.evidence or matrix.scenario.evidence).resolve()
-    root = project_root(matrix.path.parent)
-    progress = Progress([v.name for v in variants], Redactor({str(root): "<project>"}))
+    progress = Progress([v.name for v in variants], project_redactor(matrix))
     procs.install_signal_handlers()
     progress.note(f"repro: scenario {matrix.scenario.name}, {len(variants)} variant(s)")
     started = time.monotonic()

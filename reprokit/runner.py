@@ -39,6 +39,7 @@ POLL = 0.01
 CAPTURE_TIMEOUT = 5.0
 TRACER_INTERVAL = 5.0  # the classic tracer's tick; the harness triggers dumps itself
 SAMPLE_EVERY = 0.1
+SEED_MARKER = "reprokit_seeded"  # present once reprokit seeded a database itself
 
 Progress = Callable[[str], None]
 
@@ -126,9 +127,11 @@ def seed_database(stack: Stack, scenario: Scenario) -> None:
 
     seed = scenario.seed
     rng = random.Random(66)
-    client: Any = MongoClient(stack.upstream, directConnection=True, serverSelectionTimeoutMS=10000)
+    client: Any = MongoClient(stack.upstream, directConnection=True, serverSelectionTimeoutMS=5000)
     try:
         db = client[seed.database]
+        if stack.server.get("external"):
+            _refuse_foreign_data(db, seed)
         for name in seed.collections:
             db.drop_collection(name)
             if seed.documents:
@@ -138,6 +141,7 @@ def seed_database(stack: Stack, scenario: Scenario) -> None:
                         for i in range(seed.documents)
                     ]
                 )
+        db[SEED_MARKER].replace_one({"_id": scenario.name}, {"_id": scenario.name}, upsert=True)
     except PyMongoError as exc:
         raise ServerError(
             f"could not seed {seed.database}.{','.join(seed.collections)}: "
@@ -145,6 +149,20 @@ def seed_database(stack: Stack, scenario: Scenario) -> None:
         ) from None
     finally:
         client.close()
+
+
+def _refuse_foreign_data(db: Any, seed: Any) -> None:
+    """On someone else's server, replace only collections reprokit seeded itself."""
+    if SEED_MARKER in db.list_collection_names():
+        return
+    for name in seed.collections:
+        count = db[name].estimated_document_count()
+        if count:
+            raise ServerError(
+                f"{seed.database}.{name} on MONGODB_URI already holds {count} documents that "
+                "reprokit did not write; a run drops and reseeds that collection",
+                tip="point MONGODB_URI at a scratch server, or drop the collection yourself",
+            )
 
 
 def _fetch(base: str, request: Request, timeout: float, t0: float) -> None:

@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
 async def _serve(args: argparse.Namespace) -> int:
     import asyncio
     import json
+    import logging
     import shutil
     import signal
     import tempfile
@@ -118,6 +119,10 @@ async def _serve(args: argparse.Namespace) -> int:
         if gateway is not None:
             await gateway.close()
         if server is not None:
+            # SecantusDB 0.7.0b3 logs a traceback ("Storage is closed") when it
+            # persists oplog metadata after its own storage closed; the data is
+            # a temp dir removed below, so that message is noise at this point.
+            logging.getLogger("secantus.storage").setLevel(logging.CRITICAL)
             await asyncio.to_thread(server.stop)
         if storage is not None:
             shutil.rmtree(storage, ignore_errors=True)

@@ -54,6 +54,7 @@ def start_stack(
     that still answers legacy queries is used directly, anything newer gets
     the gateway in front.
     """
+    facts = None
     if upstream:
         from reprokit.probe import probe_server
 
@@ -85,8 +86,9 @@ def start_stack(
                 if code is not None
                 else f"was not ready in {timeout:.0f}s"
             )
+            tail = _tail(log_path)
             raise ServerError(
-                f"the server stack {what}:\n{_tail(log_path)}",
+                f"the server stack {what}" + (f":\n{tail}" if tail else ""),
                 tip="run `python -m reprokit serve` by hand to see the whole log",
             )
         try:
@@ -96,8 +98,8 @@ def start_stack(
                 f"the server stack printed an unexpected line: {line[:200]!r}"
             ) from None
         server = dict(info.get("server", {}))
-        if upstream:
-            server["external"] = True
+        if facts is not None:
+            server = {"name": "MongoDB", "version": facts.version, "external": True}
         return Stack(
             uri=info["uri"],
             upstream=upstream or info["upstream"],

@@ -145,7 +145,7 @@ def test_an_interrupted_run_leaves_nothing_behind(
     run.wait_for(marker)
     run.proc.send_signal(sig)
     code = run.finish(timeout=60)
-    assert code == 130, run.stdout + run.stderr
+    assert code == 128 + sig, run.stdout + run.stderr  # 130 for SIGINT, 143 for SIGTERM
     assert "interrupted" in run.stderr
     run.assert_clean()
     assert snapshot(evidence) == before
@@ -202,12 +202,16 @@ def test_an_unsatisfiable_pin_names_the_pin(tmp_path: Path, evidence: Path) -> N
 
 
 def test_a_missing_interpreter_says_how_to_install_it(tmp_path: Path, evidence: Path) -> None:
-    matrix = matrix_copy(tmp_path, lambda t: t.replace('python = "2.7"', 'python = "2.5"'))
-    run = Run(tmp_path, "repro", "--matrix", str(matrix), "--evidence", str(evidence),
-              "--variants", "motor-0.4")  # fmt: skip
-    assert run.finish() == 1
-    assert "no Python 2.5 interpreter found on PATH or under `pyenv root`" in run.stderr
+    # Only motor-0.4 asks for 2.5; motor-0.4.1 could run, but must not.
+    matrix = matrix_copy(tmp_path, lambda t: t.replace('python = "2.7"', 'python = "2.5"', 1))
+    before = snapshot(evidence)
+    run = Run(tmp_path, "repro", "--matrix", str(matrix), "--evidence", str(evidence))
+    # Checked before any variant runs: nothing ran, nothing was stored.
+    assert run.finish() == 2
+    assert "error: no Python 2.5 interpreter found on PATH or under `pyenv root`" in run.stderr
+    assert "env" not in run.stdout
     assert "pyenv install 2.5" in run.stderr
+    assert snapshot(evidence) == before
     run.assert_clean()
 
 
