@@ -29,10 +29,10 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## bootstrap the tooling venv
 
 repro: $(STAMP) ## run the matrix and store fresh evidence (VARIANTS=a,b for a subset)
-	$(PY) -m reprokit repro --matrix $(MATRIX) $(if $(VARIANTS),--variants $(VARIANTS))
+	$(PY) -m reprokit repro --matrix $(MATRIX) $(if $(VARIANTS),--variants "$(VARIANTS)")
 
 repro-check: $(STAMP) ## run every variant N times (default 20) and count the verdicts
-	$(PY) -m reprokit check --matrix $(MATRIX) --runs $(N) $(if $(VARIANTS),--variants $(VARIANTS))
+	$(PY) -m reprokit check --matrix $(MATRIX) --runs $(N) $(if $(VARIANTS),--variants "$(VARIANTS)")
 
 bisect: $(STAMP) ## verdict for every release FROM..TO (SAVE=1 stores evidence, ADD=1 adds variants)
 	$(PY) -m reprokit bisect --matrix $(MATRIX) $(PACKAGE) --from $(FROM) --to $(TO) $(if $(SAVE),--save) $(if $(ADD),--add-variants)
@@ -52,7 +52,8 @@ serve: $(STAMP) ## run SecantusDB with the legacy wire gateway until Ctrl-C
 bench: $(STAMP) ## print the benchmark ratios
 	$(PY) -m reprokit bench
 
-publish: $(STAMP) ## build and push _build/html to gh-pages (DRY_RUN=1 to preview)
+publish: $(STAMP) ## clean build, then push _build/html to gh-pages (DRY_RUN=1 to preview)
+	rm -rf _build/html _build/doctrees
 	$(MAKE) html
 	$(PY) -m reprokit publish $(if $(DRY_RUN),--dry-run) $(if $(REMOTE),--remote $(REMOTE))
 

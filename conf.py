@@ -73,6 +73,14 @@ html_title = "可复现的 Bug"
 html_short_title = "可复现的 Bug"
 html_baseurl = SITE_URL
 html_search_language = "zh"
+try:  # Sphinx's Chinese search segments words with jieba; keep its start-up chatter quiet
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+except ImportError:
+    pass
 html_theme = "alabaster"
 html_static_path = ["_static"]
 html_favicon = "_static/favicon.svg"

@@ -159,6 +159,7 @@ def run_record(
     project: Path,
     code_files: list[str],
     timeline: dict[str, Any],
+    refresh: str = "make repro",
 ) -> dict[str, Any]:
     return {
         "schema": RUN_SCHEMA,
@@ -181,6 +182,7 @@ def run_record(
         "code_files": sorted(code_files),
         "platform": platform.system().lower(),
         "reprokit": __version__,
+        "refresh": refresh,
         "timeline": timeline,
     }
 

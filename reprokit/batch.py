@@ -60,6 +60,7 @@ def run_variants(
     progress: Progress,
     jobs: int = 0,
     labels: list[str] | None = None,
+    refresh: str = "make repro",
 ) -> list[Outcome]:
     """Run each variant once; store evidence under `evidence` unless it is None.
 
@@ -85,7 +86,7 @@ def run_variants(
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="variant")
     try:
         futures = [
-            pool.submit(_run_one, matrix, variant, label, cache, evidence, progress)
+            pool.submit(_run_one, matrix, variant, label, cache, evidence, progress, refresh)
             for variant, label in zip(variants, labels, strict=True)
         ]
         # Wait in short slices: a signal may be delivered to a worker thread,
@@ -121,6 +122,7 @@ def _run_one(
     cache: Path,
     evidence: Path | None,
     progress: Progress,
+    refresh: str,
 ) -> Outcome:
     from reprokit.envs import EnvSpec, ensure_env
     from reprokit.runner import run_variant, seed_database
@@ -171,7 +173,7 @@ def _run_one(
         if evidence is not None:
             from reprokit.artifacts import store_variant
 
-            files = evidence_files(matrix, result, workdir)
+            files = evidence_files(matrix, result, workdir, refresh)
             procs.check_cancelled()  # an interrupted run stores nothing
             outcome.stored = store_variant(evidence, variant.name, files)
         say(f"{outcome.verdict}: {outcome.reason}")
@@ -198,7 +200,9 @@ def _run_one(
     return outcome
 
 
-def evidence_files(matrix: Matrix, result: Any, workdir: Path) -> dict[str, bytes]:
+def evidence_files(
+    matrix: Matrix, result: Any, workdir: Path, refresh: str = "make repro"
+) -> dict[str, bytes]:
     """The files of a variant's evidence, redacted and sanitized."""
     from reprokit.artifacts import dumps, project_root, redactor_for, run_record
     from reprokit.sanitize import sanitize_trace_html
@@ -252,6 +256,7 @@ def evidence_files(matrix: Matrix, result: Any, workdir: Path) -> dict[str, byte
         reason=redactor.text(result.verdict.reason),
         project=project,
         code_files=[os.path.relpath(p, project) for p in scenario.code_files],
+        refresh=refresh,
         timeline={
             "load_started": round(load_start, 4),
             "stall_at": round(load_start + stall, 4) if stall is not None else None,

@@ -168,7 +168,13 @@ def run(args: argparse.Namespace) -> int:
             )
         evidence = matrix.bisect.evidence
     outcomes = run_variants(
-        matrix, variants, cache=args.cache, evidence=evidence, progress=progress, jobs=args.jobs
+        matrix,
+        variants,
+        cache=args.cache,
+        evidence=evidence,
+        progress=progress,
+        jobs=args.jobs,
+        refresh=f"make bisect SAVE=1 FROM={args.low} TO={args.high}",
     )
     results = [
         (r, o.verdict if o.error is None else None) for r, o in zip(releases, outcomes, strict=True)

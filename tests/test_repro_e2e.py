@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -28,15 +27,19 @@ pytestmark = pytest.mark.slow
 # Every process the pipeline starts inherits this variable, so the test can
 # find any that outlived the run, and only those.
 TOKEN = f"reprokit-test-{uuid.uuid4().hex}"
-RUN_TMP = Path(tempfile.mkdtemp(prefix="reprokit-e2e-tmp-"))
 
 
-def repro(evidence: Path, *extra: str, matrix: Path = MATRIX) -> subprocess.CompletedProcess[str]:
+def repro(
+    evidence: Path, *extra: str, matrix: Path = MATRIX, tmp: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real CLI; its temp dirs go to `tmp` (default: beside the evidence)."""
+    tmp = tmp or evidence.parent / "run-tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
     return subprocess.run(
         [sys.executable, "-m", "reprokit", "repro", "--matrix", str(matrix),
          "--cache", str(CACHE), "--evidence", str(evidence), *extra],
         check=False, capture_output=True, text=True, timeout=900, cwd=ROOT,
-        env={**os.environ, "REPROKIT_TEST_TOKEN": TOKEN, "TMPDIR": str(RUN_TMP)},
+        env={**os.environ, "REPROKIT_TEST_TOKEN": TOKEN, "TMPDIR": str(tmp)},
     )  # fmt: skip
 
 
@@ -67,7 +70,7 @@ def survivors() -> list[str]:
 
 @pytest.fixture(scope="module")
 def evidence(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("evidence")
+    out = tmp_path_factory.mktemp("e2e") / "evidence"
     result = repro(out)
     assert result.returncode == 0, result.stdout + result.stderr
     return out
@@ -136,7 +139,7 @@ def test_the_index_lists_variants_in_matrix_order(evidence: Path) -> None:
 
 def test_nothing_is_left_running(evidence: Path) -> None:
     assert survivors() == []
-    assert list(RUN_TMP.iterdir()) == []
+    assert list((evidence.parent / "run-tmp").iterdir()) == []
 
 
 def test_an_unexpected_verdict_fails_and_keeps_the_previous_evidence(tmp_path: Path) -> None:

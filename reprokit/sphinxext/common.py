@@ -154,7 +154,7 @@ class Context:
                 "stale",
                 f"the evidence of variant {run.variant!r} ({rel}) is stale: the code it "
                 f"was captured from ({', '.join(run.code_files)}) has changed since; "
-                "run `make repro` to capture it again",
+                f"run `{run.refresh}` to capture it again",
             )
         return run
 

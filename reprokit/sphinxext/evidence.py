@@ -78,6 +78,7 @@ class RunInfo:
     captured_at: datetime | None
     code_hash: str | None
     code_files: tuple[str, ...]
+    refresh: str = "make repro"  # the command that captures this evidence again
 
 
 @dataclass(frozen=True)
@@ -226,6 +227,7 @@ def _load_run(path_str: str, _mtime: int, _size: int) -> RunInfo:
         ),
         code_hash=_optional(data, "code_hash", str, path),
         code_files=tuple(code_files),
+        refresh=_optional(data, "refresh", str, path) or "make repro",
     )
 
 
