@@ -86,8 +86,8 @@ def render_timeline(record: dict[str, Any]) -> bytes:
                 axis.axvline(stall - origin, color=colour, linestyle="--", linewidth=1)
         if stall is not None:
             top.annotate(
-                "stall detected", (stall - origin, len(requests) * 1.05),
-                color=colour, ha="right", fontsize=8,
+                "stall detected ", (stall - origin, max(1, len(requests)) * 0.55),
+                color=colour, ha="right", va="center", fontsize=8,
             )  # fmt: skip
         top.set_title(
             f"{record.get('variant', '?')}: {verdict}"
