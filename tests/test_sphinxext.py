@@ -492,3 +492,18 @@ def test_variants_default_and_normalized_package_columns(
     # Names are matched as PEP 503 does, and shown as the author wrote them.
     assert headers[1][4:6] == ["PyMongo", "GreenLet"]
     assert re.search(r"\| motor-0\.4 +\| deadlock +\| deadlock +\| 2\.7\.18 +\| 2\.8 +\| 1\.1\.3\.post0 +\|", text)
+
+
+def test_a_package_no_variant_has_is_a_located_warning(
+    project: Path, build: Callable[..., Any]
+) -> None:
+    (project / "index.rst").write_text(
+        "Tables\n======\n\n"
+        ".. repro-variants:: posts/evidence/motor-66\n   :packages: motor, nosuchpkg\n\n"
+        ".. toctree::\n\n   posts/motor-66\n"
+    )
+    app = build(project, "html")
+    warnings = warnings_of(app)
+    assert "index.rst:4: WARNING: repro-variants: no variant in posts/evidence/motor-66 has the package 'nosuchpkg'" in warnings
+    assert "[reprokit.packages]" in warnings
+    assert "'motor'" not in warnings

@@ -111,6 +111,15 @@ def resolve_variants(node: repro_pending, ctx: Context) -> Resolved:
             )
         runs.append(run)
     packages: list[str] = node.get("packages") or _pinned_names(runs)
+    present = [run for run in runs if run is not None]
+    for package in node.get("packages") or []:
+        if present and all(_version(run, package) == DASH for run in present):
+            ctx.warn(
+                node,
+                "packages",
+                f"no variant in {rel} has the package {package!r}: check the spelling "
+                "in :packages: (the column would be empty)",
+            )
 
     # The verdict comes right after the name: on a narrow page the table
     # scrolls sideways, and what a reader wants first must not scroll away.
