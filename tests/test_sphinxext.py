@@ -507,3 +507,22 @@ def test_a_package_no_variant_has_is_a_located_warning(
     assert "index.rst:4: WARNING: repro-variants: no variant in posts/evidence/motor-66 has the package 'nosuchpkg'" in warnings
     assert "[reprokit.packages]" in warnings
     assert "'motor'" not in warnings
+
+
+def test_labels_follow_the_site_language(project: Path, build: Callable[..., Any]) -> None:
+    (project / "index.rst").write_text(
+        "Tables\n======\n\n"
+        ".. repro-variants:: posts/evidence/motor-66\n   :packages: motor\n\n"
+        ".. toctree::\n\n   posts/motor-66\n"
+    )
+    app = build(project, "html", confoverrides={"language": "zh_CN"})
+    assert warnings_of(app) == ""
+    html = (Path(app.outdir) / "index.html").read_text()
+    table = html[html.index('<table class="repro-variants') : html.index("</table>")]
+    headers = re.findall(r"<th[^>]*>(?:<p>)?(.*?)(?:</p>)?</th>", table)
+    assert headers[:3] == ["版本组合", "结论", "预期"] and "判定用时" in headers
+    assert "SecantusDB 0.7.0b3 经协议网关" in table
+    # Verdicts stay the words the evidence uses, in every language.
+    assert '<span class="repro-verdict repro-verdict-deadlock">deadlock</span>' in table
+    post = (Path(app.outdir) / "posts" / "motor-66.html").read_text()
+    assert "采集于 " in post

@@ -83,6 +83,29 @@ def pending_from(
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 
+# The words the directives write around the evidence, for the site's language.
+# Verdicts, package names and versions stay as the evidence has them.
+_LABELS: dict[str, dict[str, str]] = {
+    "zh": {
+        "Variant": "版本组合",
+        "Verdict": "结论",
+        "Expected": "预期",
+        "Server": "服务器",
+        "Time to verdict": "判定用时",
+        "Captured": "采集日期",
+        "captured": "采集于",
+        "expected": "预期",
+        "via gateway": "经协议网关",
+        "none": "无",
+    },
+}
+
+
+def label(language: str | None, text: str) -> str:
+    """`text` in the site's language when there is a translation, else as is."""
+    return _LABELS.get((language or "en").split("_")[0].lower(), {}).get(text, text)
+
+
 def verdict_badge(verdict: str, expected: str | None = None) -> nodes.inline:
     """The verdict as a word with classes for colour (readable without it too)."""
     slug = _SLUG.sub("-", verdict.lower()).strip("-") or "unknown"

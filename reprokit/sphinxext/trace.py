@@ -17,6 +17,7 @@ from reprokit.sphinxext.common import (
     Context,
     Resolved,
     format_date,
+    label,
     pending_from,
     register_resolver,
     repro_pending,
@@ -46,7 +47,7 @@ class ReproTrace(SphinxDirective):
         return [node, *messages]
 
 
-def default_caption(run: evidence.RunInfo) -> list[nodes.Node]:
+def default_caption(run: evidence.RunInfo, language: str | None = None) -> list[nodes.Node]:
     """``motor-0.4 · deadlock · captured 2026-12-03`` (plus the expected verdict if it differs)."""
     parts: list[nodes.Node] = [
         nodes.strong(run.variant, run.variant, classes=["repro-variant"]),
@@ -54,8 +55,8 @@ def default_caption(run: evidence.RunInfo) -> list[nodes.Node]:
         verdict_badge(run.verdict, run.expected),
     ]
     if run.expected is not None and run.expected != run.verdict:
-        parts.append(nodes.Text(f" (expected {run.expected})"))
-    captured = f" \u00b7 captured {format_date(run.captured_at)}"
+        parts.append(nodes.Text(f" ({label(language, 'expected')} {run.expected})"))
+    captured = f" \u00b7 {label(language, 'captured')} {format_date(run.captured_at)}"
     parts.append(nodes.inline(captured, captured, classes=["repro-captured"]))
     return parts
 
@@ -84,7 +85,7 @@ def resolve_trace(node: repro_pending, ctx: Context) -> Resolved:
         return [], None
 
     caption = nodes.paragraph(classes=["repro-caption"])
-    caption.extend(list(node.children) or default_caption(run))
+    caption.extend(list(node.children) or default_caption(run, ctx.env.config.language))
 
     as_html = addnodes.only(expr="format_html")
     as_html += nodes.raw("", trace_box_html(run.variant, trace.html), format="html")

@@ -16,6 +16,7 @@ from reprokit.sphinxext.common import (
     Resolved,
     format_date,
     format_seconds,
+    label,
     pending_from,
     register_resolver,
     repro_pending,
@@ -62,11 +63,11 @@ def _entry(*content: nodes.Node | str) -> nodes.entry:
     return nodes.entry("", para)
 
 
-def _server(run: evidence.RunInfo) -> str:
+def _server(run: evidence.RunInfo, language: str | None) -> str:
     if run.server_name is None:
-        return "none"
+        return label(language, "none")
     text = " ".join(part for part in (run.server_name, run.server_version) if part)
-    return f"{text} via gateway" if run.gateway else text
+    return f"{text} {label(language, 'via gateway')}" if run.gateway else text
 
 
 def normalize(name: str) -> str:
@@ -123,8 +124,10 @@ def resolve_variants(node: repro_pending, ctx: Context) -> Resolved:
 
     # The verdict comes right after the name: on a narrow page the table
     # scrolls sideways, and what a reader wants first must not scroll away.
-    headers = ["Variant", "Verdict", "Expected", "Python", *packages, "Server"]
-    headers += ["Time to verdict", "Captured"]
+    language = ctx.env.config.language
+    headers = [label(language, h) for h in ("Variant", "Verdict", "Expected", "Python")]
+    headers += [*packages, label(language, "Server")]
+    headers += [label(language, "Time to verdict"), label(language, "Captured")]
     table = nodes.table(classes=["repro-variants", "colwidths-auto"])
     if node.children:
         table += nodes.title("", "", *node.children)
@@ -134,9 +137,9 @@ def resolve_variants(node: repro_pending, ctx: Context) -> Resolved:
         if run is None:
             missing = verdict_badge("missing")
             cells = [_entry(variant), *(_entry(DASH) for _ in headers[1:])]
-            cells[headers.index("Verdict")] = _entry(missing)
+            cells[1] = _entry(missing)  # the verdict column
         else:
-            server = _entry(_server(run))
+            server = _entry(_server(run, language))
             server["classes"].append("repro-col-server")
             cells = [
                 _entry(variant),
