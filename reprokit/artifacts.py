@@ -19,7 +19,6 @@ from typing import Any
 
 from reprokit import __version__
 from reprokit.codehash import code_hash
-from reprokit.errors import ArtifactError
 from reprokit.redact import Redactor
 
 RUN_SCHEMA = "reprokit.run/1"
@@ -92,20 +91,6 @@ def write_index(evidence: Path, scenario: str, title: str, variants: list[str]) 
         evidence / "index.json",
         dumps({"schema": INDEX_SCHEMA, "scenario": scenario, "title": title, "variants": variants}),
     )
-
-
-def read_json(path: Path, schema_key: str, schema: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ArtifactError(
-            f"{path} does not exist", tip="run `make repro` to capture it"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"{path} is not readable JSON: {exc}") from None
-    if not isinstance(data, dict) or data.get(schema_key) != schema:
-        raise ArtifactError(f"{path} is not of schema {schema!r}")
-    return data
 
 
 def project_root(start: Path) -> Path:

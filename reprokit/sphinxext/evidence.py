@@ -18,13 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+# The schemas are defined once, by the side that writes them.
+from reprokit.artifacts import INDEX_SCHEMA, RUN_SCHEMA, STACKS_FORMAT
 from reprokit.codehash import code_hash
 from reprokit.errors import ArtifactError
 from reprokit.sanitize import sanitize_trace_html
-
-RUN_SCHEMA = "reprokit.run/1"
-INDEX_SCHEMA = "reprokit.evidence/1"
-STACKS_FORMAT = "reprokit.stacks/1"
 
 RUN_FILE = "run.json"
 INDEX_FILE = "index.json"
